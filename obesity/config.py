@@ -1,0 +1,156 @@
+"""Structured configs: the schema every YAML file under configs/ is validated against.
+
+Registered in Hydra's ConfigStore under `schema/...`, and pulled in by each YAML file's defaults
+list, so a misspelt key or a wrong type fails at compose time, naming the key. The schemas live in
+their own group so that `model=` lists only the real model configs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import II, MISSING
+
+from obesity.contract import FEATURE_NAMES
+
+
+@dataclass
+class PathsConfig:
+    root: str = "${oc.env:OBESITY_ROOT,.}"
+    outputs: str = "${paths.root}/outputs"
+
+
+@dataclass
+class DataConfig:
+    name: str = MISSING
+    path: str = "${paths.root}/data/raw/ObesityDataSet_raw_and_data_sinthetic.csv"
+    exclude: list[str] = field(default_factory=list)  # feature columns left out of the model
+    bmi: bool = True  # add Weight / Height**2 as a feature (needs both columns)
+    test_size: float = 0.2
+    stratify: bool = True
+    # The split has its own seed so that changing `seed` (model randomness, CV folds) keeps the
+    # held-out test split, and with it every champion/challenger comparison, the same.
+    split_seed: int = 42
+
+
+@dataclass
+class ModelConfig:
+    """Framework keys; the rest of a model node is passed to the estimator named by `_target_`."""
+
+    _target_: str = MISSING
+    name: str = MISSING
+    scale_numeric: bool = False  # standardise numeric columns (linear models need it)
+
+
+@dataclass
+class RandomForestConfig(ModelConfig):
+    _target_: str = "sklearn.ensemble.RandomForestClassifier"
+    name: str = "rf"
+    n_estimators: int = 300
+    criterion: str = "gini"
+    max_depth: Optional[int] = None
+    min_samples_split: int = 2
+    min_samples_leaf: int = 1
+    max_features: Any = "sqrt"  # "sqrt", "log2", a fraction or null
+    bootstrap: bool = True
+    class_weight: Optional[str] = None
+    random_state: int = II("seed")
+    n_jobs: int = 1
+
+
+@dataclass
+class ExtraTreesConfig(RandomForestConfig):
+    _target_: str = "sklearn.ensemble.ExtraTreesClassifier"
+    name: str = "et"
+    bootstrap: bool = False
+
+
+@dataclass
+class HistGradientBoostingConfig(ModelConfig):
+    _target_: str = "sklearn.ensemble.HistGradientBoostingClassifier"
+    name: str = "hgb"
+    learning_rate: float = 0.1
+    max_iter: int = 200
+    max_depth: Optional[int] = None
+    max_leaf_nodes: Optional[int] = 31
+    min_samples_leaf: int = 20
+    l2_regularization: float = 0.0
+    max_features: float = 1.0
+    # Early stopping carves its own validation set out of each fit: off, so CV is the only judge.
+    early_stopping: bool = False
+    class_weight: Optional[str] = None
+    random_state: int = II("seed")
+
+
+@dataclass
+class LogisticRegressionConfig(ModelConfig):
+    _target_: str = "sklearn.linear_model.LogisticRegression"
+    name: str = "lr"
+    scale_numeric: bool = True
+    C: float = 1.0
+    l1_ratio: float = 0.0  # 0 = L2, 1 = L1 (saga solver)
+    solver: str = "lbfgs"
+    max_iter: int = 5000
+    class_weight: Optional[str] = None
+    random_state: int = II("seed")
+
+
+@dataclass
+class RegistryConfig:
+    name: str = MISSING
+    tracking_uri: str = MISSING
+    registry_uri: Optional[str] = None  # None: same as tracking_uri
+    artifact_root: Optional[str] = None  # None: the tracking server decides
+    experiment: str = "obesity"
+    model_name: str = "obesity"
+    champion_alias: str = "champion"
+    challenger_alias: str = "challenger"
+    promotion_metric: str = "test_f1_macro"
+    promotion_threshold: float = 0.85  # below it a version is never champion
+    promotion_margin: float = 0.0  # a challenger must beat the champion by more than this
+
+
+@dataclass
+class TrainConfig:
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    data: Any = MISSING
+    model: Any = MISSING
+    registry: Any = MISSING
+    seed: int = 42  # estimator randomness and CV folds
+    cv_folds: int = 5
+    n_jobs: int = 2  # CV folds fitted in parallel
+    objective: str = "cv_f1_macro_mean"  # the metric returned to a sweeper
+    log_model: bool = True  # single runs log the fitted pipeline; sweep trials do not
+    evaluate_test: bool = True  # single runs also score the held-out test split (test_*)
+    run_name: Optional[str] = None
+
+
+# The model configs and the estimators they may instantiate: nothing else is ever executed
+# from a config (Hydra 1.4 execution whitelist).
+MODEL_SCHEMAS: dict[str, type[ModelConfig]] = {
+    "rf": RandomForestConfig,
+    "et": ExtraTreesConfig,
+    "hgb": HistGradientBoostingConfig,
+    "lr": LogisticRegressionConfig,
+}
+ESTIMATOR_TARGETS: list[str] = [schema._target_ for schema in MODEL_SCHEMAS.values()]
+
+
+def register() -> None:
+    """Put the schemas in Hydra's ConfigStore (idempotent)."""
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainConfig)
+    cs.store(group="schema/data", name="data", node=DataConfig)
+    cs.store(group="schema/registry", name="registry", node=RegistryConfig)
+    for name, schema in MODEL_SCHEMAS.items():
+        cs.store(group="schema/model", name=name, node=schema)
+
+
+def feature_columns(data_cfg: Any) -> list[str]:
+    """The raw feature columns a data config selects, in contract order."""
+    return [name for name in FEATURE_NAMES if name not in set(data_cfg.exclude)]
+
+
+register()

@@ -1,0 +1,89 @@
+"""Cross-validation and test-split scoring: metric dicts and a confusion-matrix figure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.pipeline import Pipeline
+
+from obesity.contract import CLASSES
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Metrics (flat name -> float) and the confusion matrix they came from."""
+
+    metrics: dict[str, float]
+    confusion: np.ndarray  # rows: true class, columns: predicted class, in CLASSES order
+
+
+def cross_validate(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, folds: int, seed: int,
+                   n_jobs: int = 1) -> Scores:
+    """Stratified k-fold CV on the training split.
+
+    Per-fold accuracy and macro-F1 (mean and std) plus per-class precision/recall/F1 and the
+    confusion matrix of the out-of-fold predictions. Each fold is fit and predicted exactly once.
+    """
+    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    predicted = cross_val_predict(clone(pipeline), X, y, cv=cv, n_jobs=n_jobs)
+    truth = y.to_numpy()
+    fold_acc, fold_f1 = [], []
+    for _, test_idx in cv.split(X, y):
+        fold_acc.append(accuracy_score(truth[test_idx], predicted[test_idx]))
+        fold_f1.append(f1_score(truth[test_idx], predicted[test_idx], average="macro"))
+    metrics = {
+        "cv_accuracy_mean": float(np.mean(fold_acc)),
+        "cv_accuracy_std": float(np.std(fold_acc)),
+        "cv_f1_macro_mean": float(np.mean(fold_f1)),
+        "cv_f1_macro_std": float(np.std(fold_f1)),
+    }
+    metrics |= per_class(truth, predicted, prefix="cv")
+    return Scores(metrics, confusion_matrix(truth, predicted, labels=list(CLASSES)))
+
+
+def score(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, prefix: str = "test") -> Scores:
+    """Accuracy, macro-F1 and per-class scores of a fitted pipeline on one split."""
+    truth = y.to_numpy()
+    predicted = pipeline.predict(X)
+    metrics = {
+        f"{prefix}_accuracy": float(accuracy_score(truth, predicted)),
+        f"{prefix}_f1_macro": float(f1_score(truth, predicted, average="macro")),
+    }
+    metrics |= per_class(truth, predicted, prefix=prefix)
+    return Scores(metrics, confusion_matrix(truth, predicted, labels=list(CLASSES)))
+
+
+def per_class(truth: Sequence[str], predicted: Sequence[str], prefix: str) -> dict[str, float]:
+    """`{prefix}_{precision|recall|f1}_{class}` for every class of the contract."""
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        truth, predicted, labels=list(CLASSES), zero_division=0
+    )
+    out: dict[str, float] = {}
+    for i, name in enumerate(CLASSES):
+        out[f"{prefix}_precision_{name}"] = float(precision[i])
+        out[f"{prefix}_recall_{name}"] = float(recall[i])
+        out[f"{prefix}_f1_{name}"] = float(f1[i])
+    return out
+
+
+def confusion_figure(matrix: np.ndarray, title: str):
+    """A labelled confusion-matrix figure (matplotlib, headless)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    fig, ax = plt.subplots(figsize=(8, 7), dpi=100)
+    ConfusionMatrixDisplay(matrix, display_labels=list(CLASSES)).plot(
+        ax=ax, xticks_rotation=45, colorbar=False, values_format="d"
+    )
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig

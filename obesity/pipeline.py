@@ -1,0 +1,62 @@
+"""Build the one sklearn Pipeline a config describes: raw columns in, class name out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from sklearn.base import ClassifierMixin
+from sklearn.compose import ColumnTransformer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from obesity.config import ESTIMATOR_TARGETS, ModelConfig, feature_columns
+from obesity.contract import NUMERIC_FEATURES
+from obesity.errors import ConfigError
+from obesity.features import AddBMI
+
+# Keys of a model node that configure the framework, not the estimator.
+FRAMEWORK_KEYS = frozenset(k for k in ModelConfig.__dataclass_fields__ if k != "_target_")
+
+
+def estimator(model_cfg: DictConfig) -> ClassifierMixin:
+    """Instantiate the estimator of a model config (only whitelisted sklearn targets)."""
+    params: dict[str, Any] = {
+        k: v for k, v in OmegaConf.to_container(model_cfg, resolve=True).items()
+        if k not in FRAMEWORK_KEYS
+    }
+    try:
+        return instantiate(params, _execution_whitelist_=ESTIMATOR_TARGETS)
+    except Exception as exc:  # Hydra wraps the estimator's own complaint; surface it plainly
+        cause = exc.__cause__ or exc
+        raise ConfigError(f"model {model_cfg.name!r}: cannot build {params['_target_']}: {cause}")
+
+
+def build(cfg: DictConfig) -> Pipeline:
+    """The full pipeline for `cfg.data` and `cfg.model`: features, encoders, estimator."""
+    columns = feature_columns(cfg.data)
+    steps: list[tuple[str, Any]] = []
+    numeric = [c for c in columns if c in NUMERIC_FEATURES]
+    if cfg.data.bmi:
+        missing = {"Height", "Weight"} - set(columns)
+        if missing:
+            raise ConfigError(
+                f"data.bmi=true needs {', '.join(sorted(missing))}, which data.exclude removes; "
+                "set data.bmi=false"
+            )
+        steps.append(("bmi", AddBMI()))
+        numeric.append("BMI")
+    categorical = [c for c in columns if c not in NUMERIC_FEATURES]
+    encode = ColumnTransformer(
+        [
+            ("numeric", StandardScaler() if cfg.model.scale_numeric else "passthrough", numeric),
+            # Unknown levels at predict time (CALC=Always occurs once) encode as all zeros.
+            ("categorical", OneHotEncoder(handle_unknown="ignore", drop=None,
+                                          sparse_output=False), categorical),
+        ],
+        remainder="drop",
+        verbose_feature_names_out=False,
+    )
+    steps += [("encode", encode), ("model", estimator(cfg.model))]
+    return Pipeline(steps)

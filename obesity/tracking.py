@@ -1,0 +1,86 @@
+"""MLflow plumbing: the store, the experiment, and what every run records."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+import mlflow  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+# Types skops may load besides its own defaults: reviewed once here, never "trust everything".
+SKOPS_TRUSTED_TYPES = [
+    "obesity.features.AddBMI",
+    "sklearn.tree._tree.Tree",
+    "sklearn._loss.link.Interval",
+    "sklearn._loss.link.MultinomialLogit",
+    "sklearn._loss.loss.HalfMultinomialLoss",
+    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.utils._bunch.Bunch",
+    "numpy.dtype",
+    "builtins.str",
+]
+_MAX_PARAM_CHARS = 6000  # MLflow's limit on one param value
+
+
+def setup(registry_cfg: DictConfig) -> str:
+    """Point MLflow at the configured store and return the experiment id (created if missing)."""
+    uri = registry_cfg.tracking_uri
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    if registry_cfg.registry_uri:
+        mlflow.set_registry_uri(registry_cfg.registry_uri)
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(registry_cfg.experiment)
+    if experiment is not None:
+        return experiment.experiment_id
+    artifact_location = None
+    if registry_cfg.artifact_root:
+        artifact_location = Path(registry_cfg.artifact_root).resolve().as_uri()
+    try:
+        return client.create_experiment(registry_cfg.experiment, artifact_location=artifact_location)
+    except MlflowException:  # another process created it in the meantime
+        return client.get_experiment_by_name(registry_cfg.experiment).experiment_id
+
+
+def flatten(node: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """`{"model": {"n_estimators": 300}}` -> `("model.n_estimators", 300)`."""
+    for key, value in node.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            yield from flatten(value, f"{name}.")
+        else:
+            yield name, value
+
+
+def config_params(cfg: DictConfig) -> dict[str, str]:
+    """The resolved config (without Hydra's own node) as flat MLflow params."""
+    container = OmegaConf.to_container(cfg, resolve=True)
+    container.pop("hydra", None)
+    return {name: _param_value(value) for name, value in flatten(container)}
+
+
+def _param_value(value: Any) -> str:
+    text = "null" if value is None else str(value)
+    return text if len(text) <= _MAX_PARAM_CHARS else text[: _MAX_PARAM_CHARS - 3] + "..."
+
+
+def git_state(root: str | Path = ".") -> dict[str, str]:
+    """The commit the code runs at and whether the work tree differs from it."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return {"git_commit": "unknown", "git_dirty": "unknown"}
+    return {"git_commit": commit, "git_dirty": str(dirty).lower()}

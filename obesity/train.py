@@ -1,0 +1,145 @@
+"""`python -m obesity.train`: fit one configured pipeline, cross-validate it, record it in MLflow.
+
+Returns the configured objective so that a Hydra sweeper can optimise it.
+"""
+
+from __future__ import annotations
+
+import time
+
+_T_START = time.perf_counter()
+
+import logging  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import hydra  # noqa: E402
+import mlflow  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from mlflow.models import infer_signature  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+from sklearn.pipeline import Pipeline  # noqa: E402
+
+from obesity import config as _config  # noqa: E402,F401  (registers the schemas)
+from obesity import data as data_io  # noqa: E402
+from obesity import evaluate, pipeline, tracking  # noqa: E402
+from obesity.errors import ObesityError  # noqa: E402
+
+IMPORT_SECONDS = time.perf_counter() - _T_START
+log = logging.getLogger("obesity.train")
+
+
+@dataclass
+class TrainResult:
+    """What one training run produced."""
+
+    run_id: str
+    metrics: dict[str, float]
+    objective: float
+    model: Pipeline
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def run(cfg: DictConfig, overrides: list[str] | None = None) -> TrainResult:
+    """Train, evaluate and record one configuration. The single code path of every entrypoint."""
+    timings: dict[str, float] = {}
+    tick = time.perf_counter()
+    model = pipeline.build(cfg)  # config errors surface before any data is read
+    dataset = data_io.load(cfg.data.path)
+    split = data_io.split(dataset, cfg.data.test_size, cfg.data.split_seed,
+                          cfg.data.stratify, cfg.data.exclude)
+    timings["data"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    experiment_id = tracking.setup(cfg.registry)
+    tags = {"model": cfg.model.name, "data": cfg.data.name, "data_md5": dataset.md5,
+            **tracking.git_state(cfg.paths.root)}
+    with mlflow.start_run(experiment_id=experiment_id, run_name=cfg.run_name, tags=tags) as active:
+        params = tracking.config_params(cfg)
+        params |= {
+            "data.md5": dataset.md5,
+            "data.rows_raw": dataset.rows_raw,
+            "data.rows_dedup": dataset.rows,
+            "data.rows_duplicates": dataset.duplicates_dropped,
+            "data.rows_train": len(split.X_train),
+            "data.rows_test": len(split.X_test),
+            "overrides": " ".join(overrides or []) or "(none)",
+        }
+        mlflow.log_params(params)
+        timings["logging"] = time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        cv = evaluate.cross_validate(model, split.X_train, split.y_train, cfg.cv_folds,
+                                     cfg.seed, cfg.n_jobs)
+        metrics = dict(cv.metrics)
+        if cfg.evaluate_test or cfg.log_model:
+            model.fit(split.X_train, split.y_train)
+        timings["fit_cv"] = time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        figures = {"confusion_matrix_cv.png": evaluate.confusion_figure(
+            cv.confusion, f"{cfg.model.name} on {cfg.data.name}: out-of-fold (CV)")}
+        if cfg.evaluate_test:
+            test = evaluate.score(model, split.X_test, split.y_test, prefix="test")
+            metrics |= test.metrics
+            figures["confusion_matrix_test.png"] = evaluate.confusion_figure(
+                test.confusion, f"{cfg.model.name} on {cfg.data.name}: held-out test split")
+        mlflow.log_metrics(metrics)
+        for name, figure in figures.items():
+            mlflow.log_figure(figure, name)
+        mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/resolved.yaml")
+        _log_hydra_dir()
+        if cfg.log_model:
+            _log_model(model, split.X_train)
+        timings["logging"] += time.perf_counter() - tick
+        mlflow.log_metrics({f"time_{k}_s": v for k, v in timings.items()})
+
+    objective = metrics.get(cfg.objective)
+    if objective is None:
+        raise ObesityError(f"objective={cfg.objective!r} is not a metric of this run; "
+                           f"choose one of: {', '.join(sorted(metrics))}")
+    return TrainResult(active.info.run_id, metrics, objective, model, timings)
+
+
+def _log_model(model: Pipeline, X_train) -> None:
+    example = X_train.head(3)
+    signature = infer_signature(X_train, model.predict(example))
+    mlflow.sklearn.log_model(
+        model, name="model", signature=signature, input_example=example,
+        serialization_format="skops", skops_trusted_types=tracking.SKOPS_TRUSTED_TYPES,
+    )
+
+
+def _log_hydra_dir() -> None:
+    """Hydra's own record of the run (config.yaml, hydra.yaml, overrides.yaml), when it has one."""
+    if HydraConfig.initialized():
+        hydra_dir = Path(HydraConfig.get().runtime.output_dir) / ".hydra"
+        if hydra_dir.is_dir():
+            mlflow.log_artifacts(str(hydra_dir), "hydra")
+
+
+def _task_overrides() -> list[str]:
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+@hydra.main(config_path="../configs", config_name="train")
+def main(cfg: DictConfig) -> float:
+    """Hydra entrypoint: one run, or one trial of a sweep."""
+    try:
+        result = run(cfg, overrides=_task_overrides())
+    except ObesityError as exc:
+        log.error("%s", exc)
+        sys.exit(1)
+    t = result.timings
+    log.info(
+        "run %s: %s=%.4f | imports %.1fs, data %.1fs, fit+cv %.1fs, logging %.1fs",
+        result.run_id, cfg.objective, result.objective, IMPORT_SECONDS,
+        t["data"], t["fit_cv"], t["logging"],
+    )
+    return result.objective
+
+
+if __name__ == "__main__":
+    main()
