@@ -15,6 +15,10 @@ from sklearn.pipeline import Pipeline
 from obesity.contract import CLASSES
 
 
+# What a sweeper may optimise: cross-validation on the train split only, never the test split.
+OBJECTIVES = ("cv_f1_macro_mean", "cv_accuracy_mean")
+
+
 @dataclass(frozen=True)
 class Scores:
     """Metrics (flat name -> float) and the confusion matrix they came from."""

@@ -27,10 +27,14 @@ def estimator(model_cfg: DictConfig) -> ClassifierMixin:
         if k not in FRAMEWORK_KEYS
     }
     try:
-        return instantiate(params, _execution_whitelist_=ESTIMATOR_TARGETS)
+        built = instantiate(params, _execution_whitelist_=ESTIMATOR_TARGETS)
+        # sklearn checks hyperparameters only at fit time, deep inside a CV worker; check them
+        # now so a bad value fails before any data is read, naming the parameter.
+        built._validate_params()
     except Exception as exc:  # Hydra wraps the estimator's own complaint; surface it plainly
         cause = exc.__cause__ or exc
         raise ConfigError(f"model {model_cfg.name!r}: cannot build {params['_target_']}: {cause}")
+    return built
 
 
 def build(cfg: DictConfig) -> Pipeline:

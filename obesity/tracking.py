@@ -16,16 +16,9 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 # Types skops may load besides its own defaults: reviewed once here, never "trust everything".
 SKOPS_TRUSTED_TYPES = [
-    "obesity.features.AddBMI",
-    "sklearn.tree._tree.Tree",
-    "sklearn._loss.link.Interval",
-    "sklearn._loss.link.MultinomialLogit",
-    "sklearn._loss.loss.HalfMultinomialLoss",
-    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "sklearn.utils._bunch.Bunch",
-    "numpy.dtype",
-    "builtins.str",
+    "obesity.features.AddBMI",  # our own BMI step
+    "sklearn.tree._tree.Tree",  # rf, et
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",  # hgb
 ]
 _MAX_PARAM_CHARS = 6000  # MLflow's limit on one param value
 

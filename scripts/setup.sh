@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Fresh clone -> ready project, idempotent (a second run takes seconds):
+#   1. a pinned uv in .tools/ (its own venv: nothing touches the system Python),
+#   2. the locked environment in .venv/ (exactly uv.lock, the project installed editable),
+#   3. the DVC-tracked raw data (from the remote in .dvc/config: ../shared/dvc-store here).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+UV_VERSION=0.13.9
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+
+if [ "$(.tools/bin/uv --version 2>/dev/null | cut -d' ' -f2)" != "$UV_VERSION" ]; then
+  "$PYTHON" -m venv .tools
+  .tools/bin/python -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+fi
+# --frozen: install exactly the lock, fail rather than re-resolve; never download an interpreter.
+UV_PYTHON_DOWNLOADS=never .tools/bin/uv sync --frozen --python "$PYTHON" --quiet
+.venv/bin/dvc pull --quiet
+echo "setup: .venv ready ($(.venv/bin/python --version)), data: $(md5sum data/raw/*.csv | cut -d' ' -f1)"

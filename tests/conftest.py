@@ -1,0 +1,46 @@
+"""Shared fixtures: the real configs composed into tmp dirs, and one real trained model."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+import obesity.config  # noqa: E402,F401  (registers the schemas)
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+RAW_CSV = ROOT / "data" / "raw" / "ObesityDataSet_raw_and_data_sinthetic.csv"
+# Small but real: the real data, the real pipeline, fewer trees and folds to keep the suite fast.
+FAST = ["model.n_estimators=60", "cv_folds=3"]
+
+
+def compose_train(overrides: list[str], outputs: Path | None = None):
+    """Compose configs/train.yaml like the CLI does; stores go under `outputs` (a tmp dir)."""
+    extra = [f"paths.root={ROOT}"]
+    if outputs is not None:
+        extra.append(f"paths.outputs={outputs}")
+    with initialize_config_dir(config_dir=str(CONFIGS)):
+        return compose("train", overrides=[*extra, *overrides])
+
+
+def run_cli(args: list[str], outputs: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`python -m obesity.train ARGS` in a subprocess, all stores and run dirs under `outputs`."""
+    cmd = [sys.executable, "-m", "obesity.train", f"paths.root={ROOT}",
+           f"paths.outputs={outputs}", *args]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def trained_cli(tmp_path_factory):
+    """One real `python -m obesity.train` run (rf on full data) in a tmp store."""
+    outputs = tmp_path_factory.mktemp("cli_run")
+    proc = run_cli(["model=rf", *FAST], outputs)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return outputs, proc

@@ -1,0 +1,93 @@
+"""The real config groups compose, validate against their schemas and fail naming the key."""
+
+from __future__ import annotations
+
+import pytest
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from omegaconf import OmegaConf
+from sklearn.pipeline import Pipeline
+
+from obesity import pipeline
+from obesity.errors import ConfigError
+from tests.conftest import CONFIGS, compose_train, run_cli
+
+MODELS = sorted(p.stem for p in (CONFIGS / "model").glob("*.yaml"))
+DATA = sorted(p.stem for p in (CONFIGS / "data").glob("*.yaml"))
+
+
+def test_defaults_compose_to_rf_on_full_with_local_registry(tmp_path):
+    cfg = compose_train([], tmp_path)
+    assert (cfg.data.name, cfg.model.name, cfg.registry.name) == ("full", "rf", "local")
+    assert cfg.model._target_ == "sklearn.ensemble.RandomForestClassifier"
+    assert cfg.registry.tracking_uri == f"sqlite:///{tmp_path}/mlflow.db"
+    assert cfg.model.random_state == cfg.seed  # estimator randomness follows `seed`
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("data", DATA)
+def test_every_model_and_data_config_builds_a_pipeline(model, data, tmp_path):
+    assert set(MODELS) >= {"rf", "hgb", "lr", "et"}
+    cfg = compose_train([f"model={model}", f"data={data}"], tmp_path)
+    built = pipeline.build(cfg)
+    assert isinstance(built, Pipeline)
+    assert type(built.named_steps["model"]).__module__.startswith("sklearn.")
+    assert ("bmi" in built.named_steps) == cfg.data.bmi
+
+
+def test_overrides_reach_the_estimator(tmp_path):
+    cfg = compose_train(["model=hgb", "data=lifestyle", "seed=7", "model.max_depth=12"], tmp_path)
+    est = pipeline.build(cfg).named_steps["model"]
+    assert (est.max_depth, est.random_state) == (12, 7)
+    assert list(cfg.data.exclude) == ["Height", "Weight"]
+
+
+def test_misspelt_key_fails_naming_it(tmp_path):
+    with pytest.raises(ConfigCompositionException, match="model.max_dept"):
+        compose_train(["model=hgb", "model.max_dept=12"], tmp_path)
+
+
+def test_wrong_type_fails_naming_the_key(tmp_path):
+    with pytest.raises(ConfigCompositionException) as info:
+        compose_train(["model.n_estimators=many"], tmp_path)
+    assert "model.n_estimators" in str(info.value) + str(info.value.__cause__)
+
+
+def test_unknown_model_lists_the_available_ones(tmp_path):
+    with pytest.raises(MissingConfigException) as info:
+        compose_train(["model=xgb"], tmp_path)
+    for name in MODELS:
+        assert f"\t{name}\n" in str(info.value) or str(info.value).endswith(f"\t{name}")
+    assert "schema" not in str(info.value).split("Available options")[1].split("Config search")[0]
+
+
+def test_bmi_without_height_is_a_config_error(tmp_path):
+    cfg = compose_train(["data=lifestyle", "data.bmi=true"], tmp_path)
+    with pytest.raises(ConfigError, match="data.bmi"):
+        pipeline.build(cfg)
+
+
+def test_estimator_rejects_a_bad_value_with_a_clear_error(tmp_path):
+    cfg = compose_train(["model=rf", "model.criterion=banana"], tmp_path)
+    with pytest.raises(ConfigError, match="criterion"):
+        pipeline.build(cfg)
+
+
+def test_server_registry_takes_its_uri_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    cfg = compose_train(["registry=server"], tmp_path)
+    assert OmegaConf.to_container(cfg.registry, resolve=True)["tracking_uri"] == "http://127.0.0.1:5999"
+
+
+def test_cli_misspelt_override_exits_non_zero_naming_the_key(tmp_path):
+    proc = run_cli(["model.n_estimatorz=5"], tmp_path)
+    assert proc.returncode != 0
+    assert "model.n_estimatorz" in proc.stderr
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_cli_prints_the_composed_config(tmp_path):
+    proc = run_cli(["model=lr", "--cfg", "job"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    printed = OmegaConf.create(proc.stdout)
+    assert printed.model._target_ == "sklearn.linear_model.LogisticRegression"
+

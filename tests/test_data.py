@@ -1,0 +1,170 @@
+"""The data contract on the real file and on small bad files made here."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from obesity import data as data_io
+from obesity.contract import CLASSES, FEATURE_NAMES, TARGET
+from obesity.errors import DataError
+from tests.conftest import RAW_CSV, ROOT
+
+RAW_MD5 = "aff636fcccdf0a24ed7186e48bad2548"  # the DVC pointer's md5: data/raw/*.csv.dvc
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return data_io.load(RAW_CSV)
+
+
+@pytest.fixture(scope="module")
+def lines() -> list[str]:
+    return RAW_CSV.read_text().splitlines()
+
+
+def write(tmp_path, lines: list[str], name="bad.csv"):
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_real_file_matches_its_dvc_pointer_and_the_contract(dataset):
+    pointer = (RAW_CSV.parent / (RAW_CSV.name + ".dvc")).read_text()
+    assert f"md5: {dataset.md5}" in pointer and dataset.md5 == RAW_MD5
+    assert list(dataset.frame.columns) == [*FEATURE_NAMES, TARGET]
+    assert set(dataset.frame[TARGET]) == set(CLASSES)
+    assert dataset.frame.select_dtypes("number").shape[1] == 8
+
+
+def test_exact_duplicates_are_dropped_and_counted(dataset):
+    raw = pd.read_csv(RAW_CSV)
+    assert dataset.rows_raw == len(raw) == 2111
+    assert dataset.duplicates_dropped == int(raw.duplicated().sum()) == 24
+    assert not dataset.frame.duplicated().any()
+
+
+def test_split_is_stratified_seeded_and_disjoint(dataset):
+    a = data_io.split(dataset, 0.2, seed=42)
+    b = data_io.split(dataset, 0.2, seed=42)
+    c = data_io.split(dataset, 0.2, seed=43)
+    assert a.X_test.index.equals(b.X_test.index)
+    assert not a.X_test.index.equals(c.X_test.index)
+    assert a.X_train.index.intersection(a.X_test.index).empty
+    assert len(a.X_train) + len(a.X_test) == dataset.rows
+    share_train = a.y_train.value_counts(normalize=True)
+    share_test = a.y_test.value_counts(normalize=True)
+    assert (share_train - share_test).abs().max() < 0.01
+
+
+def test_lifestyle_features_leave_out_height_and_weight(dataset):
+    s = data_io.split(dataset, 0.2, seed=42, exclude=["Height", "Weight"])
+    assert list(s.X_train.columns) == [c for c in FEATURE_NAMES if c not in ("Height", "Weight")]
+
+
+def test_missing_file_names_it_and_suggests_dvc_pull(tmp_path):
+    with pytest.raises(DataError, match="nope.csv: no such file"):
+        data_io.load(tmp_path / "nope.csv")
+
+
+def test_empty_file(tmp_path):
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(DataError, match=r"empty\.csv: the file is empty"):
+        data_io.load(tmp_path / "empty.csv")
+
+
+def test_header_only(tmp_path, lines):
+    with pytest.raises(DataError, match="no data rows"):
+        data_io.load(write(tmp_path, lines[:1]))
+
+
+def test_binary_file_is_unreadable_not_a_crash(tmp_path):
+    path = tmp_path / "blob.csv"
+    path.write_bytes(bytes(range(256)) * 40)
+    with pytest.raises(DataError, match=r"blob\.csv"):
+        data_io.load(path)
+
+
+def test_a_directory_is_not_a_file(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        data_io.load(tmp_path)
+
+
+def test_missing_column_is_named(tmp_path, lines):
+    frame = pd.read_csv(RAW_CSV).drop(columns=["FAVC"]).head(20)
+    path = tmp_path / "no_favc.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"missing column\(s\): FAVC"):
+        data_io.load(path)
+
+
+def test_unknown_category_names_column_value_and_line(tmp_path, lines):
+    rows = lines[:12]
+    rows[5] = rows[5].replace("Public_Transportation", "Teleport")
+    with pytest.raises(DataError) as info:
+        data_io.load(write(tmp_path, rows))
+    msg = str(info.value)
+    assert "'MTRANS'" in msg and "'Teleport'" in msg and "line(s) 6" in msg
+
+
+def test_nan_and_blank_cells_are_missing_values_with_lines(tmp_path, lines):
+    rows = lines[:12]
+    header = rows[0].split(",")
+    cells = rows[3].split(",")
+    cells[header.index("Age")] = ""
+    rows[3] = ",".join(cells)
+    cells = rows[8].split(",")
+    cells[header.index("Age")] = "NaN"
+    rows[8] = ",".join(cells)
+    with pytest.raises(DataError, match=r"column 'Age': missing values at line\(s\) 4, 9"):
+        data_io.load(write(tmp_path, rows))
+
+
+def test_out_of_range_and_non_numbers_are_named(tmp_path, lines):
+    rows = lines[:12]
+    header = rows[0].split(",")
+    cells = rows[2].split(",")
+    cells[header.index("Height")] = "175"  # centimetres, not metres
+    rows[2] = ",".join(cells)
+    cells = rows[7].split(",")
+    cells[header.index("Weight")] = "heavy"
+    rows[7] = ",".join(cells)
+    cells = rows[10].split(",")
+    cells[header.index("FAF")] = "inf"
+    rows[10] = ",".join(cells)
+    with pytest.raises(DataError) as info:
+        data_io.load(write(tmp_path, rows))
+    msg = str(info.value)
+    assert "column 'Height': outside [1, 2.5]: '175' at line(s) 3" in msg
+    assert "column 'Weight': not a number: 'heavy' at line(s) 8" in msg
+    assert "column 'FAF': outside [0, 3]: 'inf' at line(s) 11" in msg
+    assert "3 problem(s)" in msg
+
+
+def test_ragged_rows_are_a_csv_error(tmp_path, lines):
+    rows = lines[:5]
+    rows[2] += ",extra,cells"
+    with pytest.raises(DataError, match="not a well-formed CSV"):
+        data_io.load(write(tmp_path, rows))
+
+
+def test_cli_on_bad_data_exits_non_zero_and_records_nothing_finished(tmp_path, lines):
+    rows = lines[:30]
+    rows[20] = rows[20].replace("Sometimes", "Often", 1)
+    bad = write(tmp_path, rows)
+    proc = subprocess.run(
+        [sys.executable, "-m", "obesity.train", f"data.path={bad}", f"paths.outputs={tmp_path}/o"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 1
+    assert "unknown categories 'Often'" in proc.stderr and "line(s) 21" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    db = tmp_path / "o" / "mlflow.db"
+    if db.exists():  # a store may exist; it must not hold a FINISHED run
+        import sqlite3
+
+        with sqlite3.connect(db) as con:
+            assert con.execute("select count(*) from runs where status='FINISHED'").fetchone()[0] == 0

@@ -1,0 +1,93 @@
+"""Real training runs on the real data, recorded in a tmp MLflow store."""
+
+from __future__ import annotations
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from obesity import train
+from obesity.contract import CLASSES, FEATURE_NAMES, TARGET
+from obesity.errors import ConfigError
+from tests.conftest import FAST, RAW_CSV, compose_train
+
+
+def only_run(outputs):
+    client = MlflowClient(f"sqlite:///{outputs}/mlflow.db")
+    experiment = client.get_experiment_by_name("obesity")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 1
+    return client, runs[0]
+
+
+def test_cli_run_is_finished_with_params_metrics_and_provenance(trained_cli):
+    outputs, _ = trained_cli
+    client, run = only_run(outputs)
+    assert run.info.status == "FINISHED"
+    p, m, tags = run.data.params, run.data.metrics, run.data.tags
+    assert p["model.n_estimators"] == "60" and p["model._target_"].endswith("RandomForestClassifier")
+    assert p["data.path"].endswith("ObesityDataSet_raw_and_data_sinthetic.csv")
+    assert p["data.md5"] == tags["data_md5"] == "aff636fcccdf0a24ed7186e48bad2548"
+    assert (p["data.rows_raw"], p["data.rows_dedup"], p["data.rows_duplicates"]) == ("2111", "2087", "24")
+    assert int(p["data.rows_train"]) + int(p["data.rows_test"]) == 2087
+    assert "model=rf" in p["overrides"] and "cv_folds=3" in p["overrides"]
+    assert len(tags["git_commit"]) == 40 or tags["git_commit"] == "unknown"
+    for name in ("cv_accuracy", "cv_f1_macro"):
+        assert 0.5 < m[f"{name}_mean"] <= 1 and 0 <= m[f"{name}_std"] < 0.1
+    assert 0.5 < m["test_f1_macro"] <= 1
+    for cls in CLASSES:
+        assert {f"cv_precision_{cls}", f"cv_recall_{cls}", f"cv_f1_{cls}", f"test_f1_{cls}"} <= set(m)
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"confusion_matrix_cv.png", "confusion_matrix_test.png", "config", "hydra"} <= artifacts
+    resolved = client.download_artifacts(run.info.run_id, "config/resolved.yaml", str(outputs))
+    assert "n_estimators: 60" in open(resolved).read()
+
+
+def test_logged_model_predicts_class_names_from_raw_rows(trained_cli):
+    outputs, _ = trained_cli
+    _, run = only_run(outputs)
+    mlflow.set_tracking_uri(f"sqlite:///{outputs}/mlflow.db")
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    assert [c.name for c in model.metadata.get_input_schema().inputs] == list(FEATURE_NAMES)
+    raw = pd.read_csv(RAW_CSV).sample(25, random_state=0)
+    predicted = model.predict(raw.drop(columns=[TARGET]))
+    assert set(predicted) <= set(CLASSES)
+    assert (predicted == raw[TARGET].to_numpy()).mean() > 0.8
+    # the same model through the sklearn flavour is the whole Pipeline
+    pipeline = mlflow.sklearn.load_model(f"runs:/{run.info.run_id}/model")
+    assert list(pipeline.named_steps) == ["bmi", "encode", "model"]
+
+
+def test_in_process_run_reproduces_the_cli_metrics_exactly(trained_cli, tmp_path):
+    cli_outputs, _ = trained_cli
+    _, cli_run = only_run(cli_outputs)
+    result = train.run(compose_train(["model=rf", *FAST, "log_model=false"], tmp_path))
+    assert result.metrics == pytest.approx(
+        {k: cli_run.data.metrics[k] for k in result.metrics}, abs=0, rel=0
+    )
+    assert result.objective == result.metrics["cv_f1_macro_mean"]
+
+
+def test_another_seed_gives_other_cv_metrics(trained_cli, tmp_path):
+    _, cli_run = only_run(trained_cli[0])
+    result = train.run(compose_train(["model=rf", *FAST, "seed=7", "log_model=false",
+                                      "evaluate_test=false"], tmp_path))
+    assert result.metrics["cv_f1_macro_mean"] != cli_run.data.metrics["cv_f1_macro_mean"]
+    assert not any(k.startswith("test_") for k in result.metrics)
+
+
+def test_lifestyle_model_is_signed_on_fourteen_raw_columns(tmp_path):
+    result = train.run(compose_train(["model=lr", "data=lifestyle", "cv_folds=3"], tmp_path))
+    _, run = only_run(tmp_path)
+    assert run.info.status == "FINISHED"
+    model = mlflow.pyfunc.load_model(f"runs:/{result.run_id}/model")
+    names = [c.name for c in model.metadata.get_input_schema().inputs]
+    assert names == [c for c in FEATURE_NAMES if c not in ("Height", "Weight")]
+    assert list(result.model.named_steps) == ["encode", "model"]
+
+
+def test_objective_must_be_a_cv_metric(tmp_path):
+    with pytest.raises(ConfigError, match="objective='test_f1_macro'"):
+        train.run(compose_train(["objective=test_f1_macro"], tmp_path))
+    assert not (tmp_path / "mlflow.db").exists()
