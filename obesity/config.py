@@ -55,6 +55,7 @@ class RandomForestConfig(ModelConfig):
     min_samples_leaf: int = 1
     max_features: Any = "sqrt"  # "sqrt", "log2", a fraction or null
     bootstrap: bool = True
+    max_samples: Optional[float] = None  # fraction of rows per tree; only with bootstrap
     class_weight: Optional[str] = None
     random_state: int = II("seed")
     n_jobs: int = 1
@@ -110,6 +111,7 @@ class RegistryConfig:
     promotion_metric: str = "test_f1_macro"
     promotion_threshold: float = 0.85  # below it a version is never champion
     promotion_margin: float = 0.0  # a challenger must beat the champion by more than this
+    study_storage: str = MISSING  # Optuna storage URL of sweeps (never the MLflow sqlite file)
 
 
 @dataclass
@@ -125,6 +127,7 @@ class TrainConfig:
     log_model: bool = True  # single runs log the fitted pipeline; sweep trials do not
     evaluate_test: bool = True  # single runs also score the held-out test split (test_*)
     run_name: Optional[str] = None
+    trial: Optional[int] = None  # set by the sweeper: the Optuna trial number of this run
 
 
 # The model configs and the estimators they may instantiate: nothing else is ever executed
@@ -136,6 +139,15 @@ MODEL_SCHEMAS: dict[str, type[ModelConfig]] = {
     "lr": LogisticRegressionConfig,
 }
 ESTIMATOR_TARGETS: list[str] = [schema._target_ for schema in MODEL_SCHEMAS.values()]
+# Everything a config may name for Hydra to import and run: estimators, our callback and search
+# spaces, Optuna's samplers. Active around the CLI (hydra.utils.execution_whitelist).
+EXECUTION_WHITELIST: list[str] = [
+    *ESTIMATOR_TARGETS,
+    "obesity.sweep_tracking.SweepTracking",
+    "obesity.search_spaces.*",
+    "optuna.samplers.*",
+    "hydra_plugins.hydra_optuna_sweeper.*",
+]
 
 
 def register() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 import mlflow  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
@@ -77,3 +78,26 @@ def git_state(root: str | Path = ".") -> dict[str, str]:
     except (OSError, subprocess.SubprocessError):
         return {"git_commit": "unknown", "git_dirty": "unknown"}
     return {"git_commit": commit, "git_dirty": str(dirty).lower()}
+
+
+def kill_orphaned_runs(client: MlflowClient, experiment_id: str) -> list[str]:
+    """Mark KILLED the RUNNING runs whose owner process (tag `owner`) is dead."""
+    from obesity import owner
+
+    killed = []
+    for run in client.search_runs([experiment_id], "attributes.status = 'RUNNING'",
+                                  max_results=1000):
+        if owner.is_dead(run.data.tags.get("owner")):
+            client.set_terminated(run.info.run_id, "KILLED")
+            killed.append(run.info.run_id)
+    return killed
+
+
+def redact(url: str) -> str:
+    """A storage URL without its password, fit for logs and tags."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a database URL: nothing secret in it
+        return url

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import hydra  # noqa: E402
+import hydra.utils  # noqa: E402
 import mlflow  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from mlflow.models import infer_signature  # noqa: E402
@@ -24,7 +25,7 @@ from sklearn.pipeline import Pipeline  # noqa: E402
 
 from obesity import config as _config  # noqa: E402,F401  (registers the schemas)
 from obesity import data as data_io  # noqa: E402
-from obesity import evaluate, pipeline, tracking  # noqa: E402
+from obesity import evaluate, owner, pipeline, sweep_tracking, tracking  # noqa: E402
 from obesity.errors import ConfigError, ObesityError  # noqa: E402
 
 IMPORT_SECONDS = time.perf_counter() - _T_START
@@ -40,10 +41,15 @@ class TrainResult:
     objective: float
     model: Pipeline
     timings: dict[str, float] = field(default_factory=dict)
+    model_uri: str | None = None  # where the fitted pipeline was logged, if it was
 
 
-def run(cfg: DictConfig, overrides: list[str] | None = None) -> TrainResult:
-    """Train, evaluate and record one configuration. The single code path of every entrypoint."""
+def run(cfg: DictConfig, overrides: list[str] | None = None, parent_run_id: str | None = None,
+        tags: dict[str, str] | None = None) -> TrainResult:
+    """Train, evaluate and record one configuration. The single code path of every entrypoint.
+
+    `parent_run_id` nests the run under a sweep's parent run; `tags` are added to the run's.
+    """
     if cfg.objective not in evaluate.OBJECTIVES:
         raise ConfigError(f"objective={cfg.objective!r}: choose one of {', '.join(evaluate.OBJECTIVES)}")
     timings: dict[str, float] = {}
@@ -57,8 +63,11 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> TrainResult:
     tick = time.perf_counter()
     experiment_id = tracking.setup(cfg.registry)
     tags = {"model": cfg.model.name, "data": cfg.data.name, "data_md5": dataset.md5,
-            **tracking.git_state(cfg.paths.root)}
-    with mlflow.start_run(experiment_id=experiment_id, run_name=cfg.run_name, tags=tags) as active:
+            "owner": owner.me(), **tracking.git_state(cfg.paths.root), **(tags or {})}
+    if cfg.trial is not None:
+        tags["trial"] = str(cfg.trial)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=cfg.run_name, tags=tags,
+                          parent_run_id=parent_run_id) as active:
         params = tracking.config_params(cfg)
         params |= {
             "data.md5": dataset.md5,
@@ -93,27 +102,30 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> TrainResult:
             mlflow.log_figure(figure, name)
         mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/resolved.yaml")
         _log_hydra_dir()
-        if cfg.log_model:
-            _log_model(model, split.X_train)
+        model_uri = _log_model(model, split.X_train) if cfg.log_model else None
         timings["logging"] = time.perf_counter() - tick
         mlflow.log_metrics({f"time_{k}_s": v for k, v in {"imports": IMPORT_SECONDS, **timings}.items()})
 
-    return TrainResult(active.info.run_id, metrics, metrics[cfg.objective], model, timings)
+    return TrainResult(active.info.run_id, metrics, metrics[cfg.objective], model, timings,
+                       model_uri)
 
 
-def _log_model(model: Pipeline, X_train) -> None:
+def _log_model(model: Pipeline, X_train) -> str:
     example = X_train.head(3)
     signature = infer_signature(X_train, model.predict(example))
-    mlflow.sklearn.log_model(
+    info = mlflow.sklearn.log_model(
         model, name="model", signature=signature, input_example=example,
         serialization_format="skops", skops_trusted_types=tracking.SKOPS_TRUSTED_TYPES,
     )
+    return info.model_uri
 
 
 def _log_hydra_dir() -> None:
     """Hydra's own record of the run (config.yaml, hydra.yaml, overrides.yaml), when it has one."""
     if HydraConfig.initialized():
-        hydra_dir = Path(HydraConfig.get().runtime.output_dir) / ".hydra"
+        # None outside a job (e.g. the refit at the end of a sweep runs in the sweep's process)
+        output_dir = OmegaConf.select(HydraConfig.get(), "runtime.output_dir", default=None)
+        hydra_dir = Path(output_dir or "/nonexistent") / ".hydra"
         if hydra_dir.is_dir():
             mlflow.log_artifacts(str(hydra_dir), "hydra")
 
@@ -126,9 +138,13 @@ def _task_overrides() -> list[str]:
 def main(cfg: DictConfig) -> float:
     """Hydra entrypoint: one run, or one trial of a sweep."""
     try:
-        result = run(cfg, overrides=_task_overrides())
+        sweep = sweep_tracking.current()
+        result = run(cfg, overrides=_task_overrides(), parent_run_id=sweep.parent_run_id,
+                     tags=sweep.tags)
     except ObesityError as exc:
         log.error("%s", exc)
+        if sweep.parent_run_id is not None:
+            raise  # in a sweep: the sweeper records the trial as failed and goes on (or stops)
         sys.exit(1)
     t = result.timings
     log.info(
@@ -140,4 +156,5 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    with hydra.utils.execution_whitelist(_config.EXECUTION_WHITELIST):
+        main()

@@ -1,0 +1,100 @@
+"""The end-of-sweep summary on the parent run: trials table, best trial, Optuna plots."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import pandas as pd
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
+
+log = logging.getLogger("obesity.sweep")
+
+
+def summarize(client: MlflowClient, config: DictConfig, parent_run_id: str) -> Run | None:
+    """Log the sweep's summary to its parent run; return the MLflow run of the best trial."""
+    study_name = config.hydra.sweeper.get("study_name")
+    if study_name:
+        return _summarize_study(client, config, parent_run_id, study_name)
+    return _summarize_grid(client, config, parent_run_id)
+
+
+def _summarize_study(client: MlflowClient, config: DictConfig, parent: str, study_name: str):
+    import optuna
+    from optuna.trial import TrialState
+
+    study = optuna.load_study(study_name=study_name, storage=config.hydra.sweeper.storage)
+    trials = study.trials
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    counts = {f"trials_{s.name.lower()}": sum(t.state == s for t in trials) for s in TrialState}
+    for key, value in counts.items():
+        client.log_metric(parent, key, value)
+    frame = study.trials_dataframe()
+    client.log_text(parent, frame.to_csv(index=False), "sweep/trials.csv")
+    if not complete:
+        log.warning("study %s has no complete trial: nothing to promote", study_name)
+        return None
+    best = study.best_trial
+    client.log_metric(parent, f"best_{config.objective}", best.value)
+    client.set_tag(parent, "best_trial", str(best.number))
+    for key, value in best.params.items():
+        client.log_param(parent, f"best.{key}", str(value))
+    _log_plots(client, parent, study, len(complete))
+    log.info("study %s: best trial %d, %s=%.4f, params %s", study_name, best.number,
+             config.objective, best.value, best.params)
+    experiment_id = client.get_run(parent).info.experiment_id
+    runs = client.search_runs(
+        [experiment_id],
+        f"tags.study = '{study_name}' and tags.trial = '{best.number}' "
+        "and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"], max_results=1,
+    )
+    if not runs:
+        log.warning("no finished MLflow run for best trial %d of %s", best.number, study_name)
+        return None
+    return runs[0]
+
+
+def _summarize_grid(client: MlflowClient, config: DictConfig, parent: str) -> Run | None:
+    experiment_id = client.get_run(parent).info.experiment_id
+    metric = f"metrics.{config.objective}"
+    children = client.search_runs(
+        [experiment_id], f"tags.mlflow.parentRunId = '{parent}' and attributes.status = 'FINISHED'",
+        order_by=[f"{metric} DESC"], max_results=1000,
+    )
+    if not children:
+        return None
+    rows = [{"run_id": r.info.run_id, "run_name": r.info.run_name,
+             "overrides": r.data.params.get("overrides"),
+             config.objective: r.data.metrics.get(config.objective)} for r in children]
+    client.log_text(parent, pd.DataFrame(rows).to_csv(index=False), "sweep/runs.csv")
+    client.log_metric(parent, f"best_{config.objective}", rows[0][config.objective])
+    client.set_tag(parent, "best_run", children[0].info.run_id)
+    return children[0]
+
+
+def _log_plots(client: MlflowClient, parent: str, study, n_complete: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as ovm
+
+    plots = {"sweep/optimization_history.png": ovm.plot_optimization_history}
+    if n_complete >= 2:
+        plots["sweep/param_importances.png"] = ovm.plot_param_importances
+    for name, plot in plots.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
+            try:
+                ax = plot(study)
+            except (ValueError, RuntimeError) as exc:  # e.g. importances of a constant space
+                log.warning("no %s: %s", name, exc)
+                continue
+        fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+        fig.set_size_inches(9, 5)
+        fig.tight_layout()
+        client.log_figure(parent, fig, name)
+        plt.close(fig)

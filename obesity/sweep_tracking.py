@@ -1,0 +1,122 @@
+"""One MLflow tree per multirun: a parent run per sweep invocation, each trial a child run.
+
+`SweepTracking` is a Hydra callback (configs/train.yaml: hydra.callbacks). At the start it creates
+the store once (parallel workers racing to create a fresh sqlite store crash), marks runs of dead
+sweeps KILLED, and opens the parent run; trials find it through a file in the sweep dir. At the
+end it logs the study summary and plots and hands the best trial to promotion.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger("obesity.sweep")
+PARENT_FILE = "mlflow_parent_run_id"
+
+
+@dataclass(frozen=True)
+class SweepContext:
+    """What a job knows about the sweep it belongs to (nothing for a single run)."""
+
+    parent_run_id: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def current() -> SweepContext:
+    """The sweep context of the running Hydra job."""
+    if not HydraConfig.initialized():
+        return SweepContext()
+    hc = HydraConfig.get()
+    if hc.mode != RunMode.MULTIRUN:
+        return SweepContext()
+    parent_file = Path(hc.sweep.dir) / PARENT_FILE
+    parent = parent_file.read_text().strip() if parent_file.is_file() else None
+    tags = {"sweep_run_id": parent} if parent else {}
+    study = hc.sweeper.get("study_name")
+    if study:
+        tags["study"] = str(study)
+    return SweepContext(parent, tags)
+
+
+def _task_config(config: DictConfig) -> DictConfig:
+    cfg = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
+    return cfg
+
+
+class SweepTracking(Callback):
+    """Hydra callback: the parent run of a multirun, its summary, and promotion at its end."""
+
+    def __init__(self, promote: bool = True) -> None:
+        self.promote = promote
+        self.parent_run_id: str | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from mlflow.tracking import MlflowClient
+
+        from obesity import owner, tracking
+
+        experiment_id = tracking.setup(config.registry)
+        client = MlflowClient()
+        killed = tracking.kill_orphaned_runs(client, experiment_id)
+        if killed:
+            log.warning("marked KILLED %d MLflow run(s) of dead sweeps", len(killed))
+        sweeper = config.hydra.sweeper
+        study = sweeper.get("study_name")
+        tags = {"sweep": "true", "owner": owner.me(), "sweep_dir": str(config.hydra.sweep.dir),
+                "model": config.model.name, "data": config.data.name,
+                **tracking.git_state(config.paths.root)}
+        if study:
+            tags |= {"study": str(study), "storage": tracking.redact(str(sweeper.storage))}
+        run = client.create_run(experiment_id, run_name=f"sweep {study or 'grid'}", tags=tags)
+        self.parent_run_id = run.info.run_id
+        params = {
+            "sweeper": config.hydra.sweeper._target_,
+            "launcher": config.hydra.launcher._target_,
+            "overrides": " ".join(config.hydra.overrides.task) or "(none)",
+        }
+        if study:
+            params |= {"n_trials": sweeper.n_trials, "batch_size": sweeper.n_jobs,
+                       "direction": sweeper.direction, "sampler": sweeper.sampler._target_,
+                       "sampler_seed": sweeper.sampler.get("seed"),
+                       "custom_search_space": sweeper.get("custom_search_space")}
+        for key, value in params.items():
+            client.log_param(run.info.run_id, key, str(value))
+        client.log_text(run.info.run_id,
+                        OmegaConf.to_yaml(OmegaConf.to_container(sweeper, resolve=True)),
+                        "sweep/sweeper.yaml")
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        (sweep_dir / PARENT_FILE).write_text(run.info.run_id)
+        log.info("MLflow parent run %s (experiment %s)", run.info.run_id, config.registry.experiment)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from mlflow.tracking import MlflowClient
+
+        from obesity import sweep_report
+
+        client = MlflowClient()
+        parent = self.parent_run_id
+        if parent is None:
+            return
+        if sys.exc_info()[0] is not None:  # Hydra calls this in a `finally`: the sweep failed
+            client.set_terminated(parent, "FAILED")
+            return
+        try:
+            best_run = sweep_report.summarize(client, config, parent)
+            if self.promote and best_run is not None:
+                from obesity import promotion
+
+                promotion.promote_run(_task_config(config), best_run, sweep_run_id=parent)
+        except Exception:
+            client.set_terminated(parent, "FAILED")
+            raise
+        client.set_terminated(parent, "FINISHED")

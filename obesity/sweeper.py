@@ -1,0 +1,48 @@
+"""The Optuna sweeper, made resumable: `hydra.sweeper._target_: obesity.sweeper.StudySweeper`.
+
+Differences from hydra-optuna-sweeper's own class:
+- `n_trials` is the TOTAL the study should reach: a rerun of the same command tops the study up
+  and a finished study runs nothing (the plain sweeper would add n_trials new trials each time);
+- RUNNING trials left by a killed sweep (their owner process is gone) are marked FAIL first;
+- the sampler is reseeded from (seed, trials so far), so a resumed sweep does not replay the
+  random start-up trials it already ran, yet the whole sequence stays reproducible;
+- every trial's overrides carry `trial=<number>` so its MLflow run is tagged with it.
+This module stays light (Hydra imports it at every start-up); Optuna is imported when a sweep runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from hydra.utils import instantiate
+from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+SAMPLER_TARGETS = ("hydra_plugins.hydra_optuna_sweeper.*", "optuna.samplers.*")
+
+
+class StudySweeper(OptunaSweeper):
+    """hydra-optuna-sweeper with resume-to-total semantics (see module docstring)."""
+
+    def __init__(self, sampler: Any, direction: Any, storage: Any, study_name: Any,
+                 n_trials: int, n_jobs: int, max_failure_rate: float,
+                 custom_search_space: Any, params: Any) -> None:
+        from obesity.study import ResumableSweeperImpl
+
+        sampler_cfg = OmegaConf.create(OmegaConf.to_container(sampler, resolve=True)) if sampler else None
+        self.sweeper = ResumableSweeperImpl(
+            _build_sampler(sampler_cfg, None), direction, storage, study_name, n_trials, n_jobs,
+            max_failure_rate, custom_search_space, params,
+        )
+        self.sweeper.sampler_factory = lambda offset: _build_sampler(sampler_cfg, offset)
+
+
+def _build_sampler(sampler_cfg: DictConfig | None, offset: int | None) -> Any:
+    if sampler_cfg is None:
+        return None
+    cfg = sampler_cfg.copy()
+    if offset is not None and cfg.get("seed") is not None:
+        cfg.seed = int(cfg.seed) + offset
+    return instantiate(cfg, _execution_whitelist_=SAMPLER_TARGETS)
