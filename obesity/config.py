@@ -127,6 +127,7 @@ class TrainConfig:
     log_model: bool = True  # single runs log the fitted pipeline; sweep trials do not
     evaluate_test: bool = True  # single runs also score the held-out test split (test_*)
     run_name: Optional[str] = None
+    promote: bool = True  # -m runs: refit, register and (guarded) promote the best at the end
     trial: Optional[int] = None  # set by the sweeper: the Optuna trial number of this run
 
 

@@ -58,6 +58,15 @@ def promote_run(cfg: DictConfig, best_run: Run, sweep_run_id: str | None = None)
     from obesity import train
 
     client = MlflowClient()
+    reg = cfg.registry
+    done = client.search_model_versions(
+        f"name = '{reg.model_name}' and tags.refit_of = '{best_run.info.run_id}'")
+    if done:  # a rerun of a finished study: its best trial is registered already
+        v = done[0]
+        log.info("best run %s is registered already as version %s: nothing to promote",
+                 best_run.info.run_id, v.version)
+        return Promotion(str(v.version), v.tags.get("validation_status", "?"), None,
+                         "registered already")
     resolved = mlflow.artifacts.load_text(f"runs:/{best_run.info.run_id}/config/resolved.yaml")
     refit_cfg = OmegaConf.create(resolved)
     # The trial's config, plus what a promotion needs: the fitted model and the test score.
@@ -65,8 +74,10 @@ def promote_run(cfg: DictConfig, best_run: Run, sweep_run_id: str | None = None)
                        "run_name": f"refit of {best_run.info.run_name}"}.items():
         refit_cfg[key] = value
     refit_cfg.registry = cfg.registry  # registry settings of this invocation win
+    # No `trial` tag on the refit: the sweep looks trials up by it.
     tags = {"refit_of": best_run.info.run_id,
-            **{k: v for k, v in best_run.data.tags.items() if k in ("study", "trial")}}
+            **{f"refit_of_{k}": v for k, v in best_run.data.tags.items() if k == "trial"},
+            **{k: v for k, v in best_run.data.tags.items() if k == "study"}}
     overrides = best_run.data.params.get("overrides", "").split()
     result = train.run(refit_cfg, overrides=overrides, parent_run_id=sweep_run_id, tags=tags)
     return register_and_promote(refit_cfg, result, sweep_run_id=sweep_run_id, extra_tags=tags)

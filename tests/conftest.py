@@ -30,7 +30,7 @@ def compose_train(overrides: list[str], outputs: Path | None = None):
         return compose("train", overrides=[*extra, *overrides])
 
 
-def run_cli(args: list[str], outputs: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(args: list[str], outputs: Path, timeout: float = 600) -> subprocess.CompletedProcess:
     """`python -m obesity.train ARGS` in a subprocess, all stores and run dirs under `outputs`."""
     cmd = [sys.executable, "-m", "obesity.train", f"paths.root={ROOT}",
            f"paths.outputs={outputs}", *args]
@@ -43,4 +43,34 @@ def trained_cli(tmp_path_factory):
     outputs = tmp_path_factory.mktemp("cli_run")
     proc = run_cli(["model=rf", *FAST], outputs)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return outputs, proc
+
+
+def run_sweep(args: list[str], outputs: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`python -m obesity.train -m ARGS` (a multirun) with its stores under `outputs`."""
+    return run_cli(["-m", *args], outputs, timeout)
+
+
+def mlflow_client(outputs: Path):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(f"sqlite:///{outputs}/mlflow.db")
+
+
+def load_study(outputs: Path, name: str):
+    import optuna
+
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{outputs}/optuna.db")
+
+
+# A real rf sweep, small: few trials, 3 folds. Shared by the sweep tests.
+SWEEP = ["sweep=rf", "hydra.sweeper.n_trials=3", "cv_folds=3"]
+STUDY = "sweep-rf_data-full"
+
+
+@pytest.fixture(scope="session")
+def swept(tmp_path_factory):
+    outputs = tmp_path_factory.mktemp("sweep")
+    proc = run_sweep(SWEEP, outputs)
+    assert proc.returncode == 0, proc.stderr[-4000:]
     return outputs, proc

@@ -1,0 +1,84 @@
+"""`python -m obesity.registry`: inspect the MLflow Model Registry and move its aliases.
+
+    python -m obesity.registry list
+    python -m obesity.registry versions
+    python -m obesity.registry compare 3 4
+    python -m obesity.registry best --metric test_f1_macro
+    python -m obesity.registry promote 4 [--force]
+    python -m obesity.registry alias challenger 4
+    python -m obesity.registry rollback
+    python -m obesity.registry history
+
+Which registry: the `registry` config group, e.g. `-o registry=server` or
+`-o paths.outputs=/elsewhere` (any Hydra override of configs/train.yaml).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from obesity import config as _config  # noqa: F401  (registers the schemas)
+from obesity.errors import ObesityError
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def load_config(overrides: list[str]) -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONFIGS)):
+        return compose("train", overrides=overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m obesity.registry", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="Hydra override of configs/train.yaml (repeatable)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="registered models with their aliases")
+    sub.add_parser("versions", help="versions: aliases, metrics, data md5, created")
+    p = sub.add_parser("compare", help="two versions side by side, label agreement on the test split")
+    p.add_argument("a")
+    p.add_argument("b")
+    p = sub.add_parser("best", help="the version with the highest value of a metric")
+    p.add_argument("--metric", default=None, help="default: the promotion metric")
+    p = sub.add_parser("promote", help="make a version champion (guarded unless --force)")
+    p.add_argument("version")
+    p.add_argument("--force", action="store_true",
+                   help="skip the better-than-champion check (never the approval check)")
+    p = sub.add_parser("alias", help="point any alias at a version (recorded)")
+    p.add_argument("name")
+    p.add_argument("version")
+    sub.add_parser("rollback", help="champion back to the previous champion")
+    sub.add_parser("history", help="every recorded alias move")
+    args = parser.parse_args(argv)
+    try:
+        from obesity import registry_commands
+
+        cfg = load_config(args.override)
+        out = getattr(registry_commands, args.command)(cfg, args)
+    except ObesityError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # bad override, unreachable server: one line, not a traceback
+        from hydra.errors import HydraException
+
+        if not isinstance(exc, HydraException) and "mlflow" not in type(exc).__module__:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(out)
+    return 0
+
+
+def when(ms: int | None) -> str:
+    return datetime.fromtimestamp((ms or 0) / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""The registry CLI's commands: each takes the composed config and the parsed args, returns text."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pandas as pd
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
+
+from obesity import promotion, tracking
+from obesity.promotion import RegistryError
+
+
+def _client(cfg: DictConfig) -> MlflowClient:
+    tracking.setup(cfg.registry)
+    return MlflowClient()
+
+
+def _versions(client: MlflowClient, name: str) -> list[ModelVersion]:
+    """All versions of `name`, oldest first, with their aliases filled in."""
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException:
+        raise RegistryError(
+            f"no registered model {name!r} yet: run a sweep (python -m obesity.train -m "
+            f"sweep=rf) to register one") from None
+    found = client.search_model_versions(f"name = '{name}'", max_results=10_000)
+    for v in found:  # search results leave aliases empty; the model knows them
+        v.aliases = sorted(a for a, ver in model.aliases.items() if str(ver) == str(v.version))
+    return sorted(found, key=lambda v: int(v.version))
+
+
+def _version(client: MlflowClient, name: str, version: str) -> ModelVersion:
+    try:
+        return client.get_model_version(name, str(int(version)))
+    except (MlflowException, ValueError):
+        known = ", ".join(str(v.version) for v in _versions(client, name))
+        raise RegistryError(f"{name}: no version {version!r} (versions: {known})") from None
+
+
+def _table(rows: list[dict]) -> str:
+    return pd.DataFrame(rows).to_string(index=False) if rows else "(none)"
+
+
+def list(cfg: DictConfig, args: argparse.Namespace) -> str:  # noqa: A001  (the command's name)
+    client = _client(cfg)
+    models = client.search_registered_models()
+    if not models:
+        return "the registry is empty: run a sweep (python -m obesity.train -m sweep=rf)"
+    return _table([{"name": m.name, "versions": len(_versions(client, m.name)),
+                    "aliases": ", ".join(f"{a}=v{v}" for a, v in sorted(m.aliases.items()))}
+                   for m in models])
+
+
+def versions(cfg: DictConfig, args: argparse.Namespace) -> str:
+    from obesity.registry import when
+
+    reg = cfg.registry
+    client = _client(cfg)
+    rows = []
+    for v in _versions(client, reg.model_name):
+        rows.append({"version": v.version, "aliases": ",".join(v.aliases) or "-",
+                     "model": v.tags.get("model", "?"), "data": v.tags.get("data", "?"),
+                     **{m: v.tags.get(m, "-") for m in promotion.METRIC_TAGS},
+                     "status": v.tags.get("validation_status", "-"),
+                     "data_md5": v.tags.get("data_md5", "-")[:8],
+                     "created": when(v.creation_timestamp)})
+    return _table(rows)
+
+
+def compare(cfg: DictConfig, args: argparse.Namespace) -> str:
+    import mlflow
+
+    reg = cfg.registry
+    client = _client(cfg)
+    a, b = _version(client, reg.model_name, args.a), _version(client, reg.model_name, args.b)
+    ma, mb = client.get_run(a.run_id).data.metrics, client.get_run(b.run_id).data.metrics
+    names = sorted(k for k in set(ma) | set(mb) if not k.startswith("time_"))
+    rows = [{"metric": k, f"v{a.version}": ma.get(k, np.nan), f"v{b.version}": mb.get(k, np.nan),
+             "diff": mb.get(k, np.nan) - ma.get(k, np.nan)} for k in names]
+    split = promotion.test_split_of(a)
+    pred_a = mlflow.pyfunc.load_model(f"models:/{reg.model_name}/{a.version}").predict(split.X_test)
+    pred_b = mlflow.pyfunc.load_model(f"models:/{reg.model_name}/{b.version}").predict(split.X_test)
+    agreement = float(np.mean(np.asarray(pred_a) == np.asarray(pred_b)))
+    same = a.tags.get("data_md5") == b.tags.get("data_md5")
+    return (pd.DataFrame(rows).to_string(index=False, float_format=lambda x: f"{x:.4f}")
+            + f"\n\nlabel agreement on version {a.version}'s test split ({len(split.y_test)} rows):"
+            f" {agreement:.4f}" + ("" if same else "\n(note: the two versions were trained on "
+                                   "different data versions)"))
+
+
+def best(cfg: DictConfig, args: argparse.Namespace) -> str:
+    reg = cfg.registry
+    metric = args.metric or reg.promotion_metric
+    client = _client(cfg)
+    scored = [(client.get_run(v.run_id).data.metrics.get(metric), v)
+              for v in _versions(client, reg.model_name)]
+    scored = [(s, v) for s, v in scored if s is not None]
+    if not scored:
+        raise RegistryError(f"no version of {reg.model_name} has a metric {metric!r}")
+    score, v = max(scored, key=lambda sv: (sv[0], int(sv[1].version)))
+    return f"version {v.version}: {metric}={score:.4f} (aliases: {', '.join(v.aliases) or '-'})"
+
+
+def promote(cfg: DictConfig, args: argparse.Namespace) -> str:
+    reg = cfg.registry
+    client = _client(cfg)
+    candidate = _version(client, reg.model_name, args.version)
+    decision = promotion.decide(client, reg, candidate, force=args.force)
+    if not decision.promote:
+        raise RegistryError(f"not promoted: {decision.why}")
+    promotion.set_alias(client, reg.model_name, reg.champion_alias, candidate.version,
+                        decision.why, kind="promote")
+    return f"{reg.champion_alias} -> version {candidate.version}: {decision.why}"
+
+
+def alias(cfg: DictConfig, args: argparse.Namespace) -> str:
+    reg = cfg.registry
+    if args.name == reg.champion_alias:
+        raise RegistryError(f"use `promote {args.version}` to move {reg.champion_alias} "
+                            "(it is guarded)")
+    client = _client(cfg)
+    version = _version(client, reg.model_name, args.version)
+    promotion.set_alias(client, reg.model_name, args.name, version.version, "set by hand",
+                        kind="alias")
+    return f"{args.name} -> version {version.version}"
+
+
+def rollback(cfg: DictConfig, args: argparse.Namespace) -> str:
+    reg = cfg.registry
+    client = _client(cfg)
+    _versions(client, reg.model_name)
+    version = promotion.rollback(client, reg)
+    return f"{reg.champion_alias} -> version {version} (rolled back)"
+
+
+def history(cfg: DictConfig, args: argparse.Namespace) -> str:
+    reg = cfg.registry
+    client = _client(cfg)
+    _versions(client, reg.model_name)
+    return _table(promotion.alias_log(client, reg.model_name))

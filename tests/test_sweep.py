@@ -1,0 +1,141 @@
+"""Real Optuna sweeps through Hydra multirun: the MLflow tree, resume, kill -9, joblib, grids."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from optuna.trial import TrialState
+
+from tests.conftest import ROOT, STUDY, SWEEP, load_study, mlflow_client, run_sweep
+
+
+def runs_of(client, filter_string=""):
+    exp = client.get_experiment_by_name("obesity")
+    return client.search_runs([exp.experiment_id], filter_string, max_results=1000)
+
+
+def test_sweep_logs_one_tree_and_registers_a_champion(swept):
+    outputs, proc = swept
+    client = mlflow_client(outputs)
+    parents = runs_of(client, "tags.sweep = 'true'")
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["study"] == STUDY and "sqlite" in parent.data.tags["storage"]
+    assert parent.data.params["sampler"] == "optuna.samplers.TPESampler"
+    assert parent.data.params["n_trials"] == "3"
+    assert parent.data.metrics["trials_complete"] == 3
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "sweep")}
+    assert {"sweep/trials.csv", "sweep/optimization_history.png",
+            "sweep/param_importances.png", "sweep/sweeper.yaml"} <= artifacts
+
+    children = runs_of(client, f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    trials = sorted(int(r.data.tags["trial"]) for r in children if "trial" in r.data.tags)
+    assert trials == [0, 1, 2]
+    for child in children:
+        assert child.info.status == "FINISHED"
+        assert "cv_f1_macro_mean" in child.data.metrics
+    trial_runs = [r for r in children if "trial" in r.data.tags]
+    assert not any(k.startswith("test_") for r in trial_runs for k in r.data.metrics)
+    assert not any(client.list_artifacts(r.info.run_id, "model") for r in trial_runs)
+
+    best = int(parent.data.tags["best_trial"])
+    study = load_study(outputs, STUDY)
+    assert best == study.best_trial.number
+    assert parent.data.metrics["best_cv_f1_macro_mean"] == study.best_value
+
+    version = client.get_model_version_by_alias("obesity", "champion")
+    assert version.version == client.get_model_version_by_alias("obesity", "challenger").version
+    tags = version.tags
+    assert tags["validation_status"] == "approved" and float(tags["test_f1_macro"]) >= 0.85
+    assert tags["data_md5"] == "aff636fcccdf0a24ed7186e48bad2548"
+    assert tags["study"] == STUDY and tags["sweep_run_id"] == parent.info.run_id
+    assert tags["refit_of_trial"] == str(best) and tags["git_commit"]
+    refit = client.get_run(version.run_id)
+    assert refit.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    # the refit is the best trial's exact config: same CV score, now with a test score
+    assert refit.data.metrics["cv_f1_macro_mean"] == study.best_value
+    assert "n_trials=3 trials finished; running 3 more" in proc.stderr
+
+
+def test_rerun_resumes_the_same_study_up_to_n_trials(swept):
+    outputs, _ = swept
+    proc = run_sweep([*SWEEP[:1], "hydra.sweeper.n_trials=4", *SWEEP[2:]], outputs)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "3 of n_trials=4 trials finished; running 1 more" in proc.stderr
+    study = load_study(outputs, STUDY)
+    assert [t.number for t in study.trials] == [0, 1, 2, 3]
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    # the resumed sampler does not replay the first invocation's start-up trials
+    assert study.trials[3].params != study.trials[0].params
+
+    again = run_sweep([*SWEEP[:1], "hydra.sweeper.n_trials=4", *SWEEP[2:]], outputs)
+    assert again.returncode == 0
+    assert "4 of n_trials=4 trials finished; running 0 more" in again.stderr
+    assert len(load_study(outputs, STUDY).trials) == 4
+
+
+def test_kill_9_then_rerun_finishes_the_study_and_leaves_nothing_running(tmp_path):
+    args = ["sweep=rf", "hydra.sweeper.n_trials=3", "cv_folds=2", "model.n_estimators=100"]
+    cmd = [sys.executable, "-m", "obesity.train", "-m", f"paths.root={ROOT}",
+           f"paths.outputs={tmp_path}", *args]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 240
+    states: list[TrialState] = []
+    while time.time() < deadline:
+        time.sleep(0.5)
+        try:
+            states = [t.state for t in load_study(tmp_path, STUDY).trials]
+        except Exception:  # the study does not exist yet
+            continue
+        if TrialState.COMPLETE in states and TrialState.RUNNING in states:
+            break
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert TrialState.COMPLETE in states and TrialState.RUNNING in states, states
+    client = mlflow_client(tmp_path)
+    assert runs_of(client, "attributes.status = 'RUNNING'")  # the dead sweep's parent, at least
+    completed_before = [t.number for t in load_study(tmp_path, STUDY).trials
+                        if t.state == TrialState.COMPLETE]
+
+    rerun = run_sweep(args, tmp_path)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "marked FAIL the trials of a dead sweep" in rerun.stderr
+    trials = load_study(tmp_path, STUDY).trials
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    complete = [t.number for t in trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 3 and set(completed_before) <= set(complete)
+    assert not runs_of(client, "attributes.status = 'RUNNING'")
+    assert runs_of(client, "attributes.status = 'KILLED'")
+
+
+def test_joblib_launcher_runs_trials_in_parallel_without_collisions(tmp_path):
+    proc = run_sweep(["sweep=rf", "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=2",
+                      "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "cv_folds=2",
+                      "promote=false"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = mlflow_client(tmp_path)
+    trials = runs_of(client, "tags.trial != ''")
+    assert sorted(r.data.tags["trial"] for r in trials) == ["0", "1"]
+    assert len({r.data.tags["owner"] for r in trials}) == 2  # two worker processes
+    job_dirs = {p.parent for p in tmp_path.glob("sweeps/*/*/*/.hydra")}
+    assert len(job_dirs) == 2
+
+
+def test_plain_grid_is_one_tree_and_promotes_its_best_run(tmp_path):
+    proc = run_sweep(["model=lr", "model.C=0.05,20", "cv_folds=3"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = mlflow_client(tmp_path)
+    parent = runs_of(client, "tags.sweep = 'true'")[0]
+    children = runs_of(client, f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    by_c = {r.data.params["model.C"]: r for r in children if "refit_of" not in r.data.tags}
+    assert set(by_c) == {"0.05", "20.0"}
+    best = max(by_c.values(), key=lambda r: r.data.metrics["cv_f1_macro_mean"])
+    assert parent.data.tags["best_run"] == best.info.run_id
+    version = client.get_model_version_by_alias("obesity", "champion")
+    assert version.tags["refit_of"] == best.info.run_id
