@@ -125,6 +125,7 @@ class TrainConfig:
     n_jobs: int = 2  # CV folds fitted in parallel
     objective: str = "cv_f1_macro_mean"  # the metric returned to a sweeper
     log_model: bool = True  # single runs log the fitted pipeline; sweep trials do not
+    log_figures: bool = True  # confusion-matrix PNGs (~0.2 s a run; sweep trials skip them)
     evaluate_test: bool = True  # single runs also score the held-out test split (test_*)
     run_name: Optional[str] = None
     promote: bool = True  # -m runs: refit, register and (guarded) promote the best at the end

@@ -59,9 +59,28 @@ def load(path: str | Path) -> Dataset:
     """Read the CSV at `path`, check it against the contract and drop exact duplicate rows.
 
     Raises DataError naming the file, and for contract breaches the column, the bad values and
-    their CSV line numbers.
+    their CSV line numbers. A file already loaded by this process and unchanged since (same
+    size and modification time) is not read again: sweep workers run many trials each.
     """
     path = Path(path)
+    try:
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    except OSError:
+        key = None
+    if key is not None and key in _CACHE:
+        return _CACHE[key]
+    dataset = _load(path)
+    if key is not None:
+        _CACHE.clear()  # one data set at a time is all a process needs
+        _CACHE[key] = dataset
+    return dataset
+
+
+_CACHE: dict[tuple[str, int, int], Dataset] = {}
+
+
+def _load(path: Path) -> Dataset:
     raw = _read_csv(path)
     frame = validate(raw, source=str(path))
     deduped = frame.drop_duplicates(ignore_index=True)

@@ -70,7 +70,7 @@ def promote_run(cfg: DictConfig, best_run: Run, sweep_run_id: str | None = None)
     resolved = mlflow.artifacts.load_text(f"runs:/{best_run.info.run_id}/config/resolved.yaml")
     refit_cfg = OmegaConf.create(resolved)
     # The trial's config, plus what a promotion needs: the fitted model and the test score.
-    for key, value in {"log_model": True, "evaluate_test": True, "trial": None,
+    for key, value in {"log_model": True, "evaluate_test": True, "log_figures": True, "trial": None,
                        "run_name": f"refit of {best_run.info.run_name}"}.items():
         refit_cfg[key] = value
     refit_cfg.registry = cfg.registry  # registry settings of this invocation win
@@ -110,11 +110,11 @@ def register_and_promote(cfg: DictConfig, result, sweep_run_id: str | None = Non
     champion = None
     if decision.promote:
         set_alias(client, reg.model_name, reg.champion_alias, version.version, decision.why)
-        champion = version.version
+        champion = str(version.version)
     log.info("registered %s version %s (%s, %s=%.4f): %s", reg.model_name, version.version,
              status, reg.promotion_metric, score,
              f"now {reg.champion_alias}: {decision.why}" if decision.promote else decision.why)
-    return Promotion(version.version, status, champion, decision.why)
+    return Promotion(str(version.version), status, champion, decision.why)
 
 
 def split_id(cfg: DictConfig) -> str:

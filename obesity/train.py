@@ -90,16 +90,20 @@ def run(cfg: DictConfig, overrides: list[str] | None = None, parent_run_id: str 
         timings["fit_cv"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
-        figures = {"confusion_matrix_cv.png": evaluate.confusion_figure(
-            cv.confusion, f"{cfg.model.name} on {cfg.data.name}: out-of-fold (CV)")}
+        confusions = {"cv": (cv.confusion, "out-of-fold (CV)")}
         if cfg.evaluate_test:
             test = evaluate.score(model, split.X_test, split.y_test, prefix="test")
             metrics |= test.metrics
-            figures["confusion_matrix_test.png"] = evaluate.confusion_figure(
-                test.confusion, f"{cfg.model.name} on {cfg.data.name}: held-out test split")
+            confusions["test"] = (test.confusion, "held-out test split")
         mlflow.log_metrics(metrics)
-        for name, figure in figures.items():
-            mlflow.log_figure(figure, name)
+        if cfg.log_figures:
+            import matplotlib.pyplot as plt
+
+            for name, (matrix, what) in confusions.items():
+                figure = evaluate.confusion_figure(
+                    matrix, f"{cfg.model.name} on {cfg.data.name}: {what}")
+                mlflow.log_figure(figure, f"confusion_matrix_{name}.png")
+                plt.close(figure)
         mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/resolved.yaml")
         _log_hydra_dir()
         model_uri = _log_model(model, split.X_train) if cfg.log_model else None

@@ -1,0 +1,135 @@
+"""The guarded promotion rules and the registry CLI, on real models in a tmp registry."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import subprocess
+import sys
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from obesity import promotion, train
+from obesity import registry as registry_module
+from tests.conftest import ROOT, compose_train
+
+
+def registry_cli(outputs, *args: str) -> subprocess.CompletedProcess:
+    """The CLI's `main` in this process (imports paid once); exit code, stdout and stderr."""
+    argv = ["-o", f"paths.root={ROOT}", "-o", f"paths.outputs={outputs}", *args]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = registry_module.main(argv)
+        except SystemExit as exit_:  # argparse: --help, usage errors
+            code = exit_.code
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+
+
+def register(outputs, overrides: list[str]) -> promotion.Promotion:
+    cfg = compose_train([*overrides, "cv_folds=2"], outputs)
+    return promotion.register_and_promote(cfg, train.run(cfg))
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    """v1 good (champion), v2 approved but worse, v3 rejected (below the threshold)."""
+    outputs = tmp_path_factory.mktemp("registry")
+    lenient = "registry.promotion_threshold=0.5"
+    v1 = register(outputs, ["model=rf", "model.n_estimators=60"])
+    v2 = register(outputs, ["model=rf", "model.n_estimators=5", "model.max_depth=3", lenient])
+    v3 = register(outputs, ["model=lr", "data=lifestyle", "model.C=0.001"])
+    return outputs, (v1, v2, v3)
+
+
+def aliases(outputs) -> dict[str, str]:
+    client = MlflowClient(f"sqlite:///{outputs}/mlflow.db")
+    return {k: str(v) for k, v in client.get_registered_model("obesity").aliases.items()}
+
+
+def test_first_approved_version_becomes_champion(registry):
+    _, (v1, _, _) = registry
+    assert (v1.version, v1.validation_status, v1.champion) == ("1", "approved", "1")
+    assert v1.why == "no champion yet"
+
+
+def test_a_worse_candidate_never_becomes_champion(registry):
+    outputs, (_, v2, v3) = registry
+    assert v2.validation_status == "approved" and v2.champion is None
+    assert "champion stays version 1" in v2.why
+    assert v3.validation_status == "rejected" and v3.champion is None
+    assert "< threshold 0.85; never champion" in v3.why
+    assert aliases(outputs)["champion"] == "1"
+    assert aliases(outputs)["challenger"] == "3"  # challenger always names the newest candidate
+
+
+def test_cli_promote_is_guarded_and_rollback_restores(registry):
+    outputs, _ = registry
+    refused = registry_cli(outputs, "promote", "2")
+    assert refused.returncode == 1 and "champion stays version 1" in refused.stderr
+    never = registry_cli(outputs, "promote", "3", "--force")
+    assert never.returncode == 1 and "rejected" in never.stderr
+    forced = registry_cli(outputs, "promote", "2", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert aliases(outputs)["champion"] == "2"
+    back = registry_cli(outputs, "rollback")
+    assert back.returncode == 0 and "champion -> version 1" in back.stdout
+    assert aliases(outputs)["champion"] == "1"
+    nothing = registry_cli(outputs, "rollback")
+    assert nothing.returncode == 1 and "no previous champion" in nothing.stderr
+    history = registry_cli(outputs, "history")
+    assert history.returncode == 0
+    assert history.stdout.count("rollback") == 1 and "root" in history.stdout or "@" in history.stdout
+
+
+def test_cli_tables_compare_and_best(registry):
+    outputs, _ = registry
+    versions = registry_cli(outputs, "versions")
+    assert versions.returncode == 0
+    lines = versions.stdout.strip().splitlines()
+    assert len(lines) == 4 and "test_f1_macro" in lines[0] and "data_md5" in lines[0]
+    assert "champion" in lines[1] and "rejected" in lines[3]
+    listed = registry_cli(outputs, "list")
+    assert "obesity" in listed.stdout and "champion=v1" in listed.stdout
+    best = registry_cli(outputs, "best", "--metric", "test_f1_macro")
+    assert best.returncode == 0 and best.stdout.startswith("version 1:")
+    compare = registry_cli(outputs, "compare", "1", "2")
+    assert compare.returncode == 0, compare.stderr
+    assert "test_f1_macro" in compare.stdout and "label agreement" in compare.stdout
+    agreement = float(compare.stdout.split("rows):")[1].split()[0])
+    assert 0 < agreement < 1
+
+
+def test_cli_alias_moves_and_refuses_champion(registry):
+    outputs, _ = registry
+    assert registry_cli(outputs, "alias", "staging", "2").returncode == 0
+    assert aliases(outputs)["staging"] == "2"
+    refused = registry_cli(outputs, "alias", "champion", "2")
+    assert refused.returncode == 1 and "promote" in refused.stderr
+
+
+def test_cli_unknown_version_and_empty_registry(registry, tmp_path):
+    outputs, _ = registry
+    unknown = registry_cli(outputs, "promote", "42")
+    assert unknown.returncode == 1 and "no version '42'" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+    empty = registry_cli(tmp_path, "list")
+    assert empty.returncode == 0 and "registry is empty" in empty.stdout
+    for command in (["versions"], ["rollback"], ["best"]):
+        proc = registry_cli(tmp_path, *command)
+        assert proc.returncode == 1 and "no registered model 'obesity' yet" in proc.stderr
+
+
+def test_cli_as_a_process_exits_non_zero_with_one_clear_line(registry):
+    outputs, _ = registry
+    proc = subprocess.run(
+        [sys.executable, "-m", "obesity.registry", "-o", f"paths.outputs={outputs}", "promote", "x"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == "error: obesity: no version 'x' (versions: 1, 2, 3)"
+    helped = subprocess.run([sys.executable, "-m", "obesity.registry", "--help"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert helped.returncode == 0
+    for command in ("list", "versions", "compare", "best", "promote", "alias", "rollback"):
+        assert command in helped.stdout
