@@ -8,6 +8,7 @@
     python -m obesity.registry alias challenger 4
     python -m obesity.registry rollback
     python -m obesity.registry history
+    python -m obesity.registry register RUN_ID
 
 Which registry: the `registry` config group, e.g. `-o registry=server` or
 `-o paths.outputs=/elsewhere` (any Hydra override of configs/train.yaml).
@@ -56,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("version")
     sub.add_parser("rollback", help="champion back to the previous champion")
     sub.add_parser("history", help="every recorded alias move")
+    p = sub.add_parser("register", help="refit a finished run's config, score it once on the "
+                       "test split, register it and promote it (guarded)")
+    p.add_argument("run_id")
     args = parser.parse_args(argv)
     try:
         from obesity import registry_commands

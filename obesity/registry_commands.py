@@ -143,3 +143,17 @@ def history(cfg: DictConfig, args: argparse.Namespace) -> str:
     client = _client(cfg)
     _versions(client, reg.model_name)
     return _table(promotion.alias_log(client, reg.model_name))
+
+
+def register(cfg: DictConfig, args: argparse.Namespace) -> str:
+    """What a sweep does at its end, for any finished run (a trial, a grid child, a single run)."""
+    client = _client(cfg)
+    try:
+        run = client.get_run(args.run_id)
+    except MlflowException:
+        raise RegistryError(f"no run {args.run_id!r} in {cfg.registry.tracking_uri}") from None
+    if run.info.status != "FINISHED":
+        raise RegistryError(f"run {args.run_id} is {run.info.status}, not FINISHED")
+    result = promotion.promote_run(cfg, run)
+    champion = f"; {cfg.registry.champion_alias} -> version {result.champion}" if result.champion else ""
+    return f"version {result.version} ({result.validation_status}): {result.why}{champion}"

@@ -52,6 +52,38 @@ def _task_config(config: DictConfig) -> DictConfig:
     return cfg
 
 
+def warm_up_workers(config: DictConfig) -> None:
+    """With the joblib launcher, start its workers and their imports (~5 s) now, in the
+    background, while this process opens the stores: the launcher's first batch then finds them
+    ready (loky reuses an executor created with the same arguments)."""
+    launcher = config.hydra.launcher
+    if "joblib" not in str(launcher.get("_target_", "")):
+        return
+    import threading
+
+    from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
+    from joblib import Parallel, delayed
+
+    joblib_cfg = dict(OmegaConf.to_container(launcher, resolve=True))
+    joblib_cfg.pop("_target_", None)
+    process_joblib_cfg(joblib_cfg)
+    if joblib_cfg.get("backend") != "loky" or joblib_cfg.pop("inner_max_num_threads", None):
+        return
+    n = int(joblib_cfg.get("n_jobs") or 1)
+
+    def warm() -> None:
+        try:
+            Parallel(**joblib_cfg)(delayed(_import_task_module)() for _ in range(max(n, 1)))
+        except Exception as exc:  # only an optimisation: the launcher starts them anyway
+            log.debug("worker warm-up failed: %s", exc)
+
+    threading.Thread(target=warm, name="warm-up-workers", daemon=True).start()
+
+
+def _import_task_module() -> None:
+    import obesity.train  # noqa: F401
+
+
 class SweepTracking(Callback):
     """Hydra callback: the parent run of a multirun, its summary, and promotion at its end."""
 
@@ -64,6 +96,7 @@ class SweepTracking(Callback):
 
         from obesity import owner, tracking
 
+        warm_up_workers(config)
         experiment_id = tracking.setup(config.registry)
         client = MlflowClient()
         killed = tracking.kill_orphaned_runs(client, experiment_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 from pathlib import Path
@@ -67,6 +68,7 @@ def _param_value(value: Any) -> str:
     return text if len(text) <= _MAX_PARAM_CHARS else text[: _MAX_PARAM_CHARS - 3] + "..."
 
 
+@functools.lru_cache(maxsize=4)  # once per process: sweep workers run many trials
 def git_state(root: str | Path = ".") -> dict[str, str]:
     """The commit the code runs at and whether the work tree differs from it."""
     def git(*args: str) -> str:

@@ -63,7 +63,7 @@ def run(cfg: DictConfig, overrides: list[str] | None = None, parent_run_id: str 
     tick = time.perf_counter()
     experiment_id = tracking.setup(cfg.registry)
     tags = {"model": cfg.model.name, "data": cfg.data.name, "data_md5": dataset.md5,
-            "owner": owner.me(), **tracking.git_state(cfg.paths.root), **(tags or {})}
+            "owner": owner.me(), **tracking.git_state(str(cfg.paths.root)), **(tags or {})}
     if cfg.trial is not None:
         tags["trial"] = str(cfg.trial)
     with mlflow.start_run(experiment_id=experiment_id, run_name=cfg.run_name, tags=tags,
@@ -105,7 +105,8 @@ def run(cfg: DictConfig, overrides: list[str] | None = None, parent_run_id: str 
                 mlflow.log_figure(figure, f"confusion_matrix_{name}.png")
                 plt.close(figure)
         mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/resolved.yaml")
-        _log_hydra_dir()
+        if cfg.trial is None:  # a trial's Hydra dir stays on disk; its resolved config is logged
+            _log_hydra_dir()
         model_uri = _log_model(model, split.X_train) if cfg.log_model else None
         timings["logging"] = time.perf_counter() - tick
         mlflow.log_metrics({f"time_{k}_s": v for k, v in {"imports": IMPORT_SECONDS, **timings}.items()})

@@ -110,31 +110,26 @@ def test_unknown_category_names_column_value_and_line(tmp_path, lines):
     assert "'MTRANS'" in msg and "'Teleport'" in msg and "line(s) 6" in msg
 
 
+def set_cell(rows: list[str], line: int, column: str, value: str) -> None:
+    """Put `value` in `column` of CSV line `line` (1-based, the header is line 1)."""
+    cells = rows[line - 1].split(",")
+    cells[rows[0].split(",").index(column)] = value
+    rows[line - 1] = ",".join(cells)
+
+
 def test_nan_and_blank_cells_are_missing_values_with_lines(tmp_path, lines):
     rows = lines[:12]
-    header = rows[0].split(",")
-    cells = rows[3].split(",")
-    cells[header.index("Age")] = ""
-    rows[3] = ",".join(cells)
-    cells = rows[8].split(",")
-    cells[header.index("Age")] = "NaN"
-    rows[8] = ",".join(cells)
+    set_cell(rows, 4, "Age", "")
+    set_cell(rows, 9, "Age", "NaN")
     with pytest.raises(DataError, match=r"column 'Age': missing values at line\(s\) 4, 9"):
         data_io.load(write(tmp_path, rows))
 
 
 def test_out_of_range_and_non_numbers_are_named(tmp_path, lines):
     rows = lines[:12]
-    header = rows[0].split(",")
-    cells = rows[2].split(",")
-    cells[header.index("Height")] = "175"  # centimetres, not metres
-    rows[2] = ",".join(cells)
-    cells = rows[7].split(",")
-    cells[header.index("Weight")] = "heavy"
-    rows[7] = ",".join(cells)
-    cells = rows[10].split(",")
-    cells[header.index("FAF")] = "inf"
-    rows[10] = ",".join(cells)
+    set_cell(rows, 3, "Height", "175")  # centimetres, not metres
+    set_cell(rows, 8, "Weight", "heavy")
+    set_cell(rows, 11, "FAF", "inf")
     with pytest.raises(DataError) as info:
         data_io.load(write(tmp_path, rows))
     msg = str(info.value)
