@@ -111,7 +111,7 @@ class RegistryConfig:
     promotion_metric: str = "test_f1_macro"
     promotion_threshold: float = 0.85  # below it a version is never champion
     promotion_margin: float = 0.0  # a challenger must beat the champion by more than this
-    study_storage: str = MISSING  # Optuna storage URL of sweeps (never the MLflow sqlite file)
+    study_storage: Optional[str] = None  # Optuna storage URL of sweeps (never MLflow's file)
 
 
 @dataclass

@@ -142,7 +142,8 @@ def decide(client: MlflowClient, reg: DictConfig, candidate: ModelVersion,
                               f"({metric} {score:.4f} vs {champion_score:.4f})")
     if score > champion_score + reg.promotion_margin:
         return Decision(True, f"{metric} {score:.4f} beats version {champion.version}'s "
-                              f"{champion_score:.4f} by more than margin {reg.promotion_margin}")
+                              f"{champion_score:.4f} by {score - champion_score:.2g} "
+                              f"(> margin {reg.promotion_margin})")
     return Decision(False, f"{reg.champion_alias} stays version {champion.version}: candidate "
                            f"{metric} {score:.4f} does not beat {champion_score:.4f} "
                            f"+ margin {reg.promotion_margin} on the same test split")

@@ -10,6 +10,7 @@ from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl
 from optuna.trial import Trial, TrialState
 
 from obesity import owner
+from obesity.errors import ConfigError
 
 log = logging.getLogger("obesity.sweep")
 OWNER_ATTR = "owner"  # trial user attr: the sweeper process (host:pid) that asked for the trial
@@ -20,7 +21,7 @@ def fail_orphaned_trials(study: optuna.Study) -> list[int]:
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if owner.is_dead(trial.user_attrs.get(OWNER_ATTR)):
-            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
             failed.append(trial.number)
     return failed
 
@@ -35,6 +36,10 @@ class ResumableSweeperImpl(OptunaSweeperImpl):
     sampler_factory: Any = None
 
     def sweep(self, arguments: list[str]) -> None:
+        if not self.storage:
+            raise ConfigError(
+                "hydra.sweeper.storage is empty, so the study could not be resumed or shared: "
+                "set registry.study_storage (registry=server: the OPTUNA_STORAGE env var)")
         study = optuna.create_study(
             study_name=self.study_name, storage=self.storage,
             directions=self._get_directions(), load_if_exists=True,

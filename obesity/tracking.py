@@ -33,6 +33,16 @@ def setup(registry_cfg: DictConfig) -> str:
     mlflow.set_tracking_uri(uri)
     if registry_cfg.registry_uri:
         mlflow.set_registry_uri(registry_cfg.registry_uri)
+    key = (uri, registry_cfg.registry_uri, registry_cfg.experiment)
+    if key not in _EXPERIMENT_IDS:  # once per process: sweep workers run many trials
+        _EXPERIMENT_IDS[key] = _experiment_id(registry_cfg)
+    return _EXPERIMENT_IDS[key]
+
+
+_EXPERIMENT_IDS: dict[tuple, str] = {}
+
+
+def _experiment_id(registry_cfg: DictConfig) -> str:
     client = MlflowClient()
     experiment = client.get_experiment_by_name(registry_cfg.experiment)
     if experiment is not None:
