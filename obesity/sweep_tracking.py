@@ -48,8 +48,8 @@ def current() -> SweepContext:
 
 
 def _task_config(config: DictConfig) -> DictConfig:
-    cfg = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
-    return cfg
+    """The job's config without Hydra's own node."""
+    return OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
 
 
 def warm_up_workers(config: DictConfig) -> None:
@@ -92,6 +92,7 @@ class SweepTracking(Callback):
         self.parent_run_id: str | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from mlflow.entities import Param
         from mlflow.tracking import MlflowClient
 
         from obesity import owner, tracking
@@ -121,8 +122,7 @@ class SweepTracking(Callback):
                        "direction": sweeper.direction, "sampler": sweeper.sampler._target_,
                        "sampler_seed": sweeper.sampler.get("seed"),
                        "custom_search_space": sweeper.get("custom_search_space")}
-        for key, value in params.items():
-            client.log_param(run.info.run_id, key, str(value))
+        client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
         client.log_text(run.info.run_id,
                         OmegaConf.to_yaml(OmegaConf.to_container(sweeper, resolve=True)),
                         "sweep/sweeper.yaml")
