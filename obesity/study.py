@@ -9,6 +9,7 @@ import optuna
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl
 from optuna.trial import Trial, TrialState
 
+import obesity.sqlite_tuning  # noqa: F401  (WAL for the embedded stores)
 from obesity import owner
 from obesity.errors import ConfigError
 
