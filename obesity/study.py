@@ -11,7 +11,6 @@ from optuna.trial import Trial, TrialState
 
 import obesity.sqlite_tuning  # noqa: F401  (WAL for the embedded stores)
 from obesity import owner
-from obesity.errors import ConfigError
 
 log = logging.getLogger("obesity.sweep")
 OWNER_ATTR = "owner"  # trial user attr: the sweeper process (host:pid) that asked for the trial
@@ -38,9 +37,10 @@ class ResumableSweeperImpl(OptunaSweeperImpl):
 
     def sweep(self, arguments: list[str]) -> None:
         if not self.storage:
-            raise ConfigError(
-                "hydra.sweeper.storage is empty, so the study could not be resumed or shared: "
-                "set registry.study_storage (registry=server: the OPTUNA_STORAGE env var)")
+            log.error("hydra.sweeper.storage is empty, so the study could not be resumed or "
+                      "shared: set registry.study_storage (registry=server: the OPTUNA_STORAGE "
+                      "env var)")
+            raise SystemExit(1)  # a clear line, not a traceback through Hydra
         study = optuna.create_study(
             study_name=self.study_name, storage=self.storage,
             directions=self._get_directions(), load_if_exists=True,
