@@ -12,14 +12,12 @@ This module stays light (Hydra imports it at every start-up); Optuna is imported
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from hydra.utils import instantiate
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 from omegaconf import DictConfig, OmegaConf
 
-log = logging.getLogger(__name__)
 SAMPLER_TARGETS = ("hydra_plugins.hydra_optuna_sweeper.*", "optuna.samplers.*")
 
 
