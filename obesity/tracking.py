@@ -17,6 +17,9 @@ import obesity.sqlite_tuning  # noqa: E402,F401  (WAL for the embedded stores)
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
+from omegaconf.errors import InterpolationResolutionError  # noqa: E402
+
+from obesity.errors import ConfigError  # noqa: E402
 
 # Types skops may load besides its own defaults: reviewed once here, never "trust everything".
 SKOPS_TRUSTED_TYPES = [
@@ -29,7 +32,12 @@ _MAX_PARAM_CHARS = 6000  # MLflow's limit on one param value
 
 def setup(registry_cfg: DictConfig) -> str:
     """Point MLflow at the configured store and return the experiment id (created if missing)."""
-    uri = registry_cfg.tracking_uri
+    try:
+        uri = registry_cfg.tracking_uri
+        registry_cfg.registry_uri  # noqa: B018  (resolve it now, to fail here if it cannot)
+    except InterpolationResolutionError as exc:  # e.g. registry=server without its env var
+        raise ConfigError(f"registry={registry_cfg.name} needs its environment (set it, or use "
+                          f"registry=local): {exc}") from None
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)

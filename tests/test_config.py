@@ -78,6 +78,14 @@ def test_server_registry_takes_its_uri_from_the_environment(tmp_path, monkeypatc
     assert OmegaConf.to_container(cfg.registry, resolve=True)["tracking_uri"] == "http://127.0.0.1:5999"
 
 
+def test_server_registry_without_its_env_var_is_a_clear_error(tmp_path, monkeypatch):
+    from obesity import train
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with pytest.raises(ConfigError, match="registry=server needs its environment.*MLFLOW_TRACKING_URI"):
+        train.run(compose_train(["registry=server", "model=lr"], tmp_path))
+
+
 def test_cli_misspelt_override_exits_non_zero_naming_the_key(tmp_path):
     proc = run_cli(["model.n_estimatorz=5"], tmp_path)
     assert proc.returncode != 0
