@@ -25,8 +25,9 @@ from mlflow.entities import Run
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from obesity import tracking
 from obesity.errors import ObesityError
 
 log = logging.getLogger("obesity.promotion")
@@ -67,8 +68,7 @@ def promote_run(cfg: DictConfig, best_run: Run, sweep_run_id: str | None = None)
                  best_run.info.run_id, v.version)
         return Promotion(str(v.version), v.tags.get("validation_status", "?"), None,
                          "registered already")
-    resolved = mlflow.artifacts.load_text(f"runs:/{best_run.info.run_id}/config/resolved.yaml")
-    refit_cfg = OmegaConf.create(resolved)
+    refit_cfg = tracking.run_config(best_run.info.run_id)
     # The trial's config, plus what a promotion needs: the fitted model and the test score.
     for key, value in {"log_model": True, "evaluate_test": True, "log_figures": True, "trial": None,
                        "run_name": f"refit of {best_run.info.run_name}"}.items():
@@ -166,8 +166,7 @@ def test_split_of(version: ModelVersion):
     """The held-out test split a version was scored on (from its run's resolved config)."""
     from obesity import data as data_io
 
-    cfg = OmegaConf.create(mlflow.artifacts.load_text(
-        f"runs:/{version.run_id}/config/resolved.yaml"))
+    cfg = tracking.run_config(version.run_id)
     dataset = data_io.load(cfg.data.path)
     # All raw feature columns: every model's signature selects the ones it was trained on.
     return data_io.split(dataset, cfg.data.test_size, cfg.data.split_seed, cfg.data.stratify)

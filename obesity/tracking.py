@@ -28,6 +28,7 @@ SKOPS_TRUSTED_TYPES = [
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",  # hgb
 ]
 _MAX_PARAM_CHARS = 6000  # MLflow's limit on one param value
+RESOLVED_CONFIG = "config/resolved.yaml"  # every run's exact config: what a refit reruns
 
 
 def setup(registry_cfg: DictConfig) -> str:
@@ -123,3 +124,8 @@ def redact(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # not a database URL: nothing secret in it
         return url
+
+
+def run_config(run_id: str) -> DictConfig:
+    """The resolved config a run was made with (its `config/resolved.yaml` artifact)."""
+    return OmegaConf.create(mlflow.artifacts.load_text(f"runs:/{run_id}/{RESOLVED_CONFIG}"))

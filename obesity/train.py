@@ -103,7 +103,7 @@ def run(cfg: DictConfig, overrides: list[str] | None = None, parent_run_id: str 
                     matrix, f"{cfg.model.name} on {cfg.data.name}: {what}")
                 mlflow.log_figure(figure, f"confusion_matrix_{name}.png")
                 plt.close(figure)
-        mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/resolved.yaml")
+        mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), tracking.RESOLVED_CONFIG)
         if cfg.trial is None:  # a trial's Hydra dir stays on disk; its resolved config is logged
             _log_hydra_dir()
         model_uri = _log_model(model, split.X_train) if cfg.log_model else None
