@@ -105,7 +105,9 @@ class RegistryConfig:
     registry_uri: Optional[str] = None  # None: same as tracking_uri
     artifact_root: Optional[str] = None  # None: the tracking server decides
     experiment: str = "obesity"
-    model_name: str = "obesity"
+    # One registered model per data config: each takes other input columns and is scored on
+    # other features, so a lifestyle model must never be compared with (or replace) a full one.
+    model_name: str = "obesity_${data.name}"
     champion_alias: str = "champion"
     challenger_alias: str = "challenger"
     promotion_metric: str = "test_f1_macro"

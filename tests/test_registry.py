@@ -39,13 +39,13 @@ def registry(tmp_path_factory):
     lenient = "registry.promotion_threshold=0.5"
     v1 = register(outputs, ["model=rf", "model.n_estimators=60"])
     v2 = register(outputs, ["model=rf", "model.n_estimators=5", "model.max_depth=3", lenient])
-    v3 = register(outputs, ["model=lr", "data=lifestyle", "model.C=0.001"])
+    v3 = register(outputs, ["model=lr", "model.C=0.001"])
     return outputs, (v1, v2, v3)
 
 
 def aliases(outputs) -> dict[str, str]:
     client = MlflowClient(f"sqlite:///{outputs}/mlflow.db")
-    return {k: str(v) for k, v in client.get_registered_model("obesity").aliases.items()}
+    return {k: str(v) for k, v in client.get_registered_model("obesity_full").aliases.items()}
 
 
 def test_first_approved_version_becomes_champion(registry):
@@ -91,7 +91,7 @@ def test_cli_tables_compare_and_best(registry):
     assert len(lines) >= 4 and "test_f1_macro" in lines[0] and "data_md5" in lines[0]
     assert "champion" in lines[1] and "rejected" in lines[3]
     listed = registry_cli(outputs, "list")
-    assert "obesity" in listed.stdout and "champion=v1" in listed.stdout
+    assert "obesity_full" in listed.stdout and "champion=v1" in listed.stdout
     best = registry_cli(outputs, "best", "--metric", "test_f1_macro")
     assert best.returncode == 0 and best.stdout.startswith("version 1:")
     compare = registry_cli(outputs, "compare", "1", "2")
@@ -118,7 +118,7 @@ def test_cli_unknown_version_and_empty_registry(registry, tmp_path):
     assert empty.returncode == 0 and "registry is empty" in empty.stdout
     for command in (["versions"], ["rollback"], ["best"]):
         proc = registry_cli(tmp_path, *command)
-        assert proc.returncode == 1 and "no registered model 'obesity' yet" in proc.stderr
+        assert proc.returncode == 1 and "no registered model 'obesity_full' yet" in proc.stderr
 
 
 def test_cli_as_a_process_exits_non_zero_with_one_clear_line(registry):
@@ -127,7 +127,7 @@ def test_cli_as_a_process_exits_non_zero_with_one_clear_line(registry):
         [sys.executable, "-m", "obesity.registry", "-o", f"paths.outputs={outputs}", "promote", "x"],
         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines()[-1] == "error: obesity: no version 'x' (versions: 1, 2, 3)"
+    assert proc.stderr.strip().splitlines()[-1] == "error: obesity_full: no version 'x' (versions: 1, 2, 3)"
     helped = subprocess.run([sys.executable, "-m", "obesity.registry", "--help"], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert helped.returncode == 0
@@ -138,12 +138,22 @@ def test_cli_as_a_process_exits_non_zero_with_one_clear_line(registry):
 def test_cli_register_refits_a_finished_run_and_guards_the_champion(registry):
     outputs, _ = registry
     client = MlflowClient(f"sqlite:///{outputs}/mlflow.db")
-    v1 = client.get_model_version("obesity", "1")
+    v1 = client.get_model_version("obesity_full", "1")
     proc = registry_cli(outputs, "register", v1.run_id)
     assert proc.returncode == 0, proc.stderr
-    newest = max(client.search_model_versions("name = 'obesity'"), key=lambda v: int(v.version))
+    newest = max(client.search_model_versions("name = 'obesity_full'"), key=lambda v: int(v.version))
     assert newest.tags["refit_of"] == v1.run_id
     # the same config and seed again: the same test score, which does not beat the champion
     assert newest.tags["test_f1_macro"] == v1.tags["test_f1_macro"]
     assert "champion stays version 1" in proc.stdout
     assert registry_cli(outputs, "register", "nope").returncode == 1
+
+
+def test_each_data_config_has_its_own_registered_model(registry):
+    outputs, _ = registry
+    before = aliases(outputs)
+    lifestyle = register(outputs, ["model=lr", "data=lifestyle", "registry.promotion_threshold=0.3"])
+    assert (lifestyle.version, lifestyle.champion) == ("1", "1")  # no full model to compete with
+    client = MlflowClient(f"sqlite:///{outputs}/mlflow.db")
+    assert client.get_model_version_by_alias("obesity_lifestyle", "champion").version in (1, "1")
+    assert aliases(outputs) == before

@@ -48,8 +48,8 @@ def test_sweep_logs_one_tree_and_registers_a_champion(swept):
     assert best == study.best_trial.number
     assert parent.data.metrics["best_cv_f1_macro_mean"] == study.best_value
 
-    version = client.get_model_version_by_alias("obesity", "champion")
-    assert version.version == client.get_model_version_by_alias("obesity", "challenger").version
+    version = client.get_model_version_by_alias("obesity_full", "champion")
+    assert version.version == client.get_model_version_by_alias("obesity_full", "challenger").version
     tags = version.tags
     assert tags["validation_status"] == "approved" and float(tags["test_f1_macro"]) >= 0.85
     assert tags["data_md5"] == "aff636fcccdf0a24ed7186e48bad2548"
@@ -137,5 +137,5 @@ def test_plain_grid_is_one_tree_and_promotes_its_best_run(tmp_path):
     assert set(by_c) == {"0.05", "20.0"}
     best = max(by_c.values(), key=lambda r: r.data.metrics["cv_f1_macro_mean"])
     assert parent.data.tags["best_run"] == best.info.run_id
-    version = client.get_model_version_by_alias("obesity", "champion")
+    version = client.get_model_version_by_alias("obesity_full", "champion")
     assert version.tags["refit_of"] == best.info.run_id
