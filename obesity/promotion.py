@@ -28,6 +28,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from obesity import tracking
+from obesity.config import feature_columns
 from obesity.errors import ObesityError
 
 log = logging.getLogger("obesity.promotion")
@@ -105,6 +106,11 @@ def register_and_promote(cfg: DictConfig, result, sweep_run_id: str | None = Non
     }
     version = mlflow.register_model(result.model_uri, reg.model_name, tags=tags)
     version = client.get_model_version(reg.model_name, version.version)
+    if reg.onnx_twin:  # before any alias moves, so a service never sees the version without it
+        from obesity import onnx_twin
+
+        split = test_split_of(version)
+        onnx_twin.attach(client, result.model, version, split.X_test[feature_columns(cfg.data)])
     set_alias(client, reg.model_name, reg.challenger_alias, version.version, "new candidate")
     decision = decide(client, reg, version)
     champion = None

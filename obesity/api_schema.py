@@ -1,0 +1,147 @@
+"""The HTTP contract of the prediction service: request and response bodies, and input checks.
+
+`Person` is generated from the data contract (obesity/contract.py), so the service and the
+training data validation can never disagree on a column, a level or a range. msgspec decodes a
+valid body in one pass; only when it fails does `body_errors` walk the body to name EVERY bad
+field (msgspec itself stops at the first).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from obesity.contract import CLASSES, FEATURES, Categorical, Numeric
+
+MAX_BATCH_ROWS = 10_000  # hard ceiling of the schema; serve.batch_limit sets the working limit
+MAX_MESSAGE = 80  # characters of a client's value echoed back in an error message
+
+
+def _field_type(column: Numeric | Categorical) -> Any:
+    if isinstance(column, Numeric):
+        return Annotated[float, Meta(ge=column.low, le=column.high,
+                                     description=column.description or column.name)]
+    return Annotated[Literal[column.levels], Meta(description=column.description or column.name)]
+
+
+FIELD_TYPES: dict[str, Any] = {c.name: _field_type(c) for c in FEATURES}
+LEVELS: dict[str, tuple[str, ...]] = {c.name: c.levels for c in FEATURES if isinstance(c, Categorical)}
+
+Person = msgspec.defstruct(
+    "Person",
+    list(FIELD_TYPES.items()),
+    forbid_unknown_fields=True,
+    kw_only=True,
+    module=__name__,
+)
+Person.__doc__ = "One person: the 16 raw feature columns, typed and range-checked."
+
+
+class Batch(msgspec.Struct, forbid_unknown_fields=True):
+    """Several persons; predictions come back in the same order."""
+
+    rows: Annotated[list[Person], Meta(min_length=1, max_length=MAX_BATCH_ROWS)]  # type: ignore[valid-type]
+
+
+class ModelRef(msgspec.Struct):
+    name: str
+    version: str
+
+
+class RowPrediction(msgspec.Struct):
+    prediction: Literal[CLASSES]  # type: ignore[valid-type]
+    probabilities: dict[str, float]
+
+
+class Prediction(RowPrediction):
+    model: ModelRef
+
+
+class BatchPrediction(msgspec.Struct):
+    predictions: list[RowPrediction]
+    model: ModelRef
+
+
+class ModelInfo(msgspec.Struct):
+    name: str
+    version: str
+    alias: str
+    backend: Literal["onnx", "sklearn"]
+    validation_status: str
+    data_md5: str
+    metrics: dict[str, float]
+    run_id: str
+    loaded_at: str
+    input_schema: dict[str, Any]
+
+
+class Health(msgspec.Struct):
+    status: str
+
+
+class FieldError(msgspec.Struct):
+    field: str
+    message: str
+
+
+class ErrorBody(msgspec.Struct):
+    """The one shape of every error the service returns."""
+
+    status: int
+    error: str
+    detail: str
+    errors: list[FieldError] = []
+
+
+def clip(text: str) -> str:
+    return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + "…"
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return clip(repr(value))
+
+
+def person_errors(obj: Any, where: str = "") -> list[FieldError]:
+    """Every problem of one person object, each named by its field path."""
+    if not isinstance(obj, dict):
+        return [FieldError(where.rstrip(".") or "body",
+                           f"expected an object with the 16 fields, got {type(obj).__name__}")]
+    errors = []
+    for name, kind in FIELD_TYPES.items():
+        if name not in obj:
+            errors.append(FieldError(where + name, "required field is missing"))
+            continue
+        value = obj[name]
+        if name in LEVELS:
+            if value not in LEVELS[name]:  # msgspec's own message would echo the whole value
+                errors.append(FieldError(where + name, f"must be one of {', '.join(LEVELS[name])} "
+                                                       f"(got {_describe(value)})"))
+            continue
+        try:
+            msgspec.convert(value, kind)
+        except msgspec.ValidationError as exc:
+            message = str(exc).split(" - at ")[0]
+            errors.append(FieldError(where + name, f"{message} (got {_describe(value)})"))
+    errors += [FieldError(clip(where + str(key)), "unknown field")
+               for key in obj if key not in FIELD_TYPES]
+    return errors
+
+
+def batch_errors(obj: Any) -> list[FieldError]:
+    """Every problem of a batch body; a bad row is named by its index (`rows[3].Age`)."""
+    if not isinstance(obj, dict):
+        return [FieldError("body", f"expected an object {{\"rows\": [...]}}, got {type(obj).__name__}")]
+    errors = [FieldError(clip(str(key)), "unknown field") for key in obj if key != "rows"]
+    rows = obj.get("rows")
+    if not isinstance(rows, list):
+        return errors + [FieldError("rows", "required: a list of row objects")]
+    if not rows:
+        return errors + [FieldError("rows", "needs at least one row")]
+    for i, row in enumerate(rows):
+        errors += person_errors(row, f"rows[{i}].")
+    return errors

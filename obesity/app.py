@@ -1,0 +1,238 @@
+"""The Litestar prediction service: strict input, one error shape, hot-swapped champion.
+
+Endpoints: POST /predict, POST /predict/batch, GET /health, /ready, /model, and the OpenAPI
+document under /schema. The model lives in a `ModelHolder` created in the lifespan; a poller
+follows the registry alias and swaps the model atomically. Inference is sync CPU work and runs in
+a worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from http import HTTPStatus
+from typing import Any, AsyncIterator
+
+import anyio
+import msgspec
+import msgspec.inspect
+from litestar import Litestar, Request, Response, get, post
+# Litestar's own Struct schema plugin (private module): extended below, not rewritten.
+from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException, ServiceUnavailableException
+from litestar.openapi import OpenAPIConfig, ResponseSpec
+from omegaconf import DictConfig
+
+from obesity import tracking
+from obesity.api_schema import (
+    MAX_BATCH_ROWS,
+    Batch,
+    BatchPrediction,
+    ErrorBody,
+    FieldError,
+    Health,
+    ModelInfo,
+    ModelRef,
+    Person,
+    Prediction,
+    RowPrediction,
+    batch_errors,
+    person_errors,
+)
+from obesity.champion import ModelHolder, ServedModel
+from obesity.errors import ConfigError
+
+log = logging.getLogger("obesity.serve")
+JSON = "application/json"
+
+
+class ApiError(HTTPException):
+    """A client error carrying the list of bad fields."""
+
+    def __init__(self, status: int, detail: str, errors: list[FieldError] | None = None) -> None:
+        super().__init__(status_code=status, detail=detail, extra=errors or [])
+
+
+def no_model_detail(cfg: DictConfig) -> str:
+    return (f"no model yet: {cfg.model_name}@{cfg.alias} does not exist. Train and promote one, "
+            f"e.g. `python -m obesity.train -m sweep=rf` (its end registers the best trial and "
+            f"makes it {cfg.alias}) or `python -m obesity.registry promote VERSION`")
+
+
+def _current(state: State) -> ServedModel:
+    model = state.holder.current  # one read: the request finishes on this model, whatever swaps
+    if model is None:
+        raise ServiceUnavailableException(detail=no_model_detail(state.cfg))
+    return model
+
+
+def _decode(body: bytes) -> Any:
+    try:
+        return msgspec.json.decode(body)
+    except (msgspec.DecodeError, RecursionError) as exc:  # NaN literals, truncation, deep nesting
+        message = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise ApiError(400, f"malformed JSON: {message}") from None
+
+
+def _checked_body(kind: type) -> Any:
+    """A before-request hook: content type, then the whole body against `kind`.
+
+    Litestar would stop at the first bad field; this names them all, and bounds batch sizes.
+    """
+
+    async def check(request: Request) -> None:
+        if request.content_type[0] != JSON:
+            raise ApiError(415, f"send the body as {JSON} (got {request.content_type[0] or 'none'})")
+        body = await request.body()  # over the body limit: 413 from Litestar
+        limit = request.app.state.cfg.batch_limit
+        try:
+            value = msgspec.json.decode(body, type=kind)
+        except msgspec.ValidationError as exc:
+            obj = _decode(body)
+            if kind is Batch and isinstance(obj, dict) and isinstance(obj.get("rows"), list) \
+                    and len(obj["rows"]) > limit:
+                raise ApiError(413, f"a batch holds at most {limit} rows (got {len(obj['rows'])})")
+            errors = person_errors(obj) if kind is Person else batch_errors(obj)
+            raise ApiError(400, "invalid input", errors or [FieldError("body", str(exc))]) from None
+        except (msgspec.DecodeError, RecursionError):
+            _decode(body)  # raises the malformed-JSON error
+            raise
+        if kind is Batch and len(value.rows) > limit:
+            raise ApiError(413, f"a batch holds at most {limit} rows (got {len(value.rows)})")
+
+    return check
+
+
+ERRORS = {
+    400: ResponseSpec(ErrorBody, description="Malformed JSON or invalid fields (all named)"),
+    413: ResponseSpec(ErrorBody, description="Body or batch over its limit"),
+    415: ResponseSpec(ErrorBody, description="Content type is not application/json"),
+    503: ResponseSpec(ErrorBody, description="No model loaded yet"),
+}
+
+
+def _predictions(model: ServedModel, rows: list[Any]) -> list[RowPrediction]:
+    labels, probabilities = model.predictor.predict(rows)
+    classes = model.predictor.classes
+    return [RowPrediction(label, dict(zip(classes, map(float, p))))
+            for label, p in zip(labels, probabilities)]
+
+
+@post("/predict", status_code=200, sync_to_thread=True, before_request=_checked_body(Person),
+      responses=ERRORS, summary="Predict the obesity level of one person")
+def predict(data: Person, state: State) -> Prediction:  # type: ignore[valid-type]
+    model = _current(state)
+    row = _predictions(model, [data])[0]
+    return Prediction(row.prediction, row.probabilities, ModelRef(model.name, model.version))
+
+
+@post("/predict/batch", status_code=200, sync_to_thread=True, before_request=_checked_body(Batch),
+      responses=ERRORS, summary="Predict many persons at once, in order")
+def predict_batch(data: Batch, state: State) -> BatchPrediction:
+    model = _current(state)
+    return BatchPrediction(_predictions(model, data.rows), ModelRef(model.name, model.version))
+
+
+@get("/health", sync_to_thread=False, summary="The process is alive")
+def health() -> Health:
+    return Health("alive")
+
+
+@get("/ready", sync_to_thread=False, responses={503: ERRORS[503]},
+     summary="A model is loaded and requests will be answered")
+def ready(state: State) -> ModelRef:
+    model = _current(state)
+    return ModelRef(model.name, model.version)
+
+
+@get("/model", sync_to_thread=False, responses={503: ERRORS[503]},
+     summary="The served model: version, metrics, data version, input schema")
+def model_info(state: State) -> ModelInfo:
+    model = _current(state)
+    tags = model.tags
+    metrics = {}
+    for key, value in tags.items():
+        if key.startswith(("test_", "cv_")):
+            with contextlib.suppress(ValueError):
+                metrics[key] = float(value)
+    return ModelInfo(
+        name=model.name, version=model.version, alias=model.alias,
+        backend=model.predictor.backend,  # type: ignore[arg-type]
+        validation_status=tags.get("validation_status", "unknown"),
+        data_md5=tags.get("data_md5", "unknown"), metrics=metrics, run_id=model.run_id,
+        loaded_at=model.loaded_at, input_schema=msgspec.json.schema(Person),
+    )
+
+
+def http_error(request: Request, exc: HTTPException) -> Response[ErrorBody]:
+    errors = exc.extra if isinstance(exc.extra, list) else []
+    errors = [e if isinstance(e, FieldError)
+              else FieldError(str(e.get("key", "")), str(e.get("message", ""))) for e in errors]
+    status = exc.status_code
+    body = ErrorBody(status, HTTPStatus(status).phrase, exc.detail, errors)
+    return Response(body, status_code=status, headers=exc.headers)
+
+
+def internal_error(request: Request, exc: Exception) -> Response[ErrorBody]:
+    log.exception("%s %s failed", request.method, request.url.path)
+    body = ErrorBody(500, "Internal Server Error", "the server failed; the error is in its log")
+    return Response(body, status_code=500)
+
+
+async def _follow_alias(holder: ModelHolder, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await anyio.to_thread.run_sync(holder.refresh)
+        except Exception:  # a registry hiccup must not stop the service: keep the current model
+            log.exception("could not check %s@%s; still serving %s", holder.cfg.model_name,
+                          holder.cfg.alias, holder.current.version if holder.current else "nothing")
+
+
+class StrictStructSchemaPlugin(StructSchemaPlugin):
+    """Litestar's Struct schema plus `additionalProperties: false` where the Struct forbids
+    unknown fields, so the OpenAPI document says what the server enforces."""
+
+    def to_openapi_schema(self, field_definition: Any, schema_creator: Any) -> Any:
+        schema = super().to_openapi_schema(field_definition, schema_creator)
+        if msgspec.inspect.type_info(field_definition.type_).forbid_unknown_fields:
+            schema.additional_properties = False
+        return schema
+
+
+def create_app(cfg: DictConfig) -> Litestar:
+    """The service for `cfg` (configs/serve.yaml): model name/alias, limits, reload interval."""
+
+    if not 1 <= cfg.batch_limit <= MAX_BATCH_ROWS:
+        raise ConfigError(f"batch_limit must be between 1 and {MAX_BATCH_ROWS} (got {cfg.batch_limit})")
+    tracking.setup(cfg.registry)  # the stores this service reads its model from
+
+    @contextlib.asynccontextmanager
+    async def model_lifespan(app: Litestar) -> AsyncIterator[None]:
+        holder = app.state.holder = ModelHolder(cfg)
+        try:
+            await anyio.to_thread.run_sync(holder.refresh)
+        except Exception:
+            log.exception("could not load %s@%s at start-up", cfg.model_name, cfg.alias)
+        if holder.current is None:
+            log.warning("%s", no_model_detail(cfg))
+        poller = asyncio.create_task(_follow_alias(holder, cfg.reload_interval_s))
+        try:
+            yield
+        finally:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+
+    return Litestar(
+        route_handlers=[predict, predict_batch, health, ready, model_info],
+        lifespan=[model_lifespan],
+        state=State({"cfg": cfg}),
+        request_max_body_size=cfg.body_limit_bytes,
+        exception_handlers={HTTPException: http_error, Exception: internal_error},
+        plugins=[StrictStructSchemaPlugin()],
+        openapi_config=OpenAPIConfig(title="obesity prediction service", version="1",
+                                     path="/schema"),
+    )

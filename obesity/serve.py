@@ -1,0 +1,35 @@
+"""`python -m obesity.serve`: the prediction service (configs/serve.yaml) under uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from obesity import config as _config  # noqa: F401  (registers the schemas)
+from obesity.errors import ObesityError
+
+log = logging.getLogger("obesity.serve")
+
+
+@hydra.main(config_path="../configs", config_name="serve")
+def main(cfg: DictConfig) -> None:
+    import uvicorn
+
+    from obesity.app import create_app
+
+    try:
+        app = create_app(cfg)
+    except ObesityError as exc:
+        log.error("%s", exc)
+        sys.exit(1)
+    log.info("serving %s@%s on http://%s:%d (OpenAPI at /schema)", cfg.model_name, cfg.alias,
+             cfg.host, cfg.port)
+    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level=cfg.log_level,
+                access_log=cfg.access_log, loop="uvloop", http="httptools")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,240 @@
+"""The prediction service on real promoted models: answers, bad input, readiness, hot swap."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import hypothesis
+import mlflow
+import numpy as np
+import pytest
+import schemathesis
+from schemathesis import GenerationMode
+from hydra import compose, initialize_config_dir
+from litestar.testing import TestClient
+from mlflow.tracking import MlflowClient
+
+from obesity import data, promotion, train
+from obesity.app import create_app
+from tests.conftest import CONFIGS, RAW_CSV, ROOT, compose_train
+
+MODEL = "obesity_full"
+
+
+def compose_serve(outputs, *overrides: str):
+    with initialize_config_dir(config_dir=str(CONFIGS)):
+        return compose("serve", overrides=[f"paths.root={ROOT}", f"paths.outputs={outputs}",
+                                           *overrides])
+
+
+def register(outputs, overrides: list[str]) -> promotion.Promotion:
+    cfg = compose_train([*overrides, "cv_folds=2"], outputs)
+    return promotion.register_and_promote(cfg, train.run(cfg))
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    """v1: rf with its ONNX twin (champion); v2: hgb registered WITHOUT a twin."""
+    outputs = tmp_path_factory.mktemp("serve")
+    register(outputs, ["model=rf", "model.n_estimators=60"])
+    register(outputs, ["model=hgb", "model.max_iter=60", "registry.onnx_twin=false"])
+    client = MlflowClient(f"sqlite:///{outputs}/mlflow.db")
+    promotion.set_alias(client, MODEL, "champion", "1", "test: start from v1")
+    return outputs
+
+
+@pytest.fixture(scope="module")
+def test_rows():
+    split = data.split(data.load(RAW_CSV), 0.2, 42)
+    return split.X_test.head(60)
+
+
+def as_json(frame) -> list[dict]:
+    return json.loads(frame.to_json(orient="records"))
+
+
+def test_promotion_keeps_a_verified_onnx_twin(registry):
+    v1 = MlflowClient(f"sqlite:///{registry}/mlflow.db").get_model_version(MODEL, "1")
+    assert v1.tags["onnx"] == "verified"
+    assert float(v1.tags["onnx_max_prob_diff"]) <= 1e-5 and int(v1.tags["onnx_rows_checked"]) > 400
+
+
+@pytest.mark.parametrize("use_onnx", [True, False])
+def test_predictions_equal_the_models_own(registry, test_rows, use_onnx):
+    cfg = compose_serve(registry, f"use_onnx={use_onnx}")
+    pipeline = mlflow.sklearn.load_model(f"models:/{MODEL}/1")
+    expected = pipeline.predict_proba(test_rows)
+    with TestClient(app=create_app(cfg)) as client:
+        info = client.get("/model").json()
+        assert (info["version"], info["alias"]) == ("1", "champion")
+        assert info["backend"] == ("onnx" if use_onnx else "sklearn")
+        assert info["data_md5"] == data.file_md5(RAW_CSV) and "test_f1_macro" in info["metrics"]
+
+        batch = client.post("/predict/batch", json={"rows": as_json(test_rows)})
+        assert batch.status_code == 200, batch.text
+        answers = batch.json()["predictions"]
+        assert [a["prediction"] for a in answers] == list(pipeline.predict(test_rows))
+        got = np.array([[a["probabilities"][c] for c in pipeline.classes_] for a in answers])
+        assert np.abs(got - expected).max() <= 1e-5
+
+        for row, want in zip(as_json(test_rows.head(5)), answers):
+            single = client.post("/predict", json=row)
+            assert single.status_code == 200  # not 201
+            assert single.json()["prediction"] == want["prediction"]
+            assert single.json()["model"] == {"name": MODEL, "version": "1"}
+
+
+def test_every_bad_input_is_a_4xx_in_one_shape(registry, test_rows):
+    good = as_json(test_rows.head(3))
+    with TestClient(app=create_app(compose_serve(registry, "batch_limit=5",
+                                                 "body_limit_bytes=20000"))) as client:
+        def post(path, **kwargs):
+            response = client.post(path, **kwargs)
+            body = response.json()
+            assert set(body) == {"status", "error", "detail", "errors"}, body
+            assert body["status"] == response.status_code
+            return response.status_code, body
+
+        status, body = post("/predict", json={**good[0], "Age": "old", "Height": 9,
+                                              "Gender": "Robot", "shoe_size": 44})
+        named = {e["field"] for e in body["errors"]}
+        assert status == 400 and named == {"Age", "Height", "Gender", "shoe_size"}
+        status, body = post("/predict", json={k: v for k, v in good[0].items() if k != "FAF"})
+        assert status == 400 and body["errors"] == [{"field": "FAF",
+                                                     "message": "required field is missing"}]
+        status, body = post("/predict/batch", json={"rows": [good[0], {**good[1], "NCP": 99}]})
+        assert status == 400 and [e["field"] for e in body["errors"]] == ["rows[1].NCP"]
+        status, _ = post("/predict/batch", json={"rows": []})
+        assert status == 400
+        status, body = post("/predict/batch", json={"rows": good * 2})
+        assert status == 413 and "at most 5 rows" in body["detail"]
+        status, _ = post("/predict", content=b'{"Age": 1', headers={"content-type": "application/json"})
+        assert status == 400
+        status, _ = post("/predict", content=json.dumps(good[0]).replace('"Age": ', '"Age": NaN, "x": ')
+                         .encode(), headers={"content-type": "application/json"})
+        assert status == 400
+        status, _ = post("/predict", content=b"[" * 5000 + b"]" * 5000,
+                         headers={"content-type": "application/json"})
+        assert status == 400
+        status, body = post("/predict", json={**good[0], "MTRANS": "x" * 15000})
+        assert status == 400 and len(json.dumps(body)) < 1000  # the value is not echoed whole
+        status, _ = post("/predict", content=b"x" * 30000, headers={"content-type": "application/json"})
+        assert status == 413
+        status, _ = post("/predict", content=json.dumps(good[0]).encode(),
+                         headers={"content-type": "text/plain"})
+        assert status == 415
+        status, _ = post("/predict", json=[good[0]])
+        assert status == 400
+        status, _ = post("/nowhere", json=good[0])
+        assert status == 404
+
+
+def test_without_a_champion_the_service_starts_and_says_how_to_get_one(tmp_path, test_rows):
+    row = as_json(test_rows.head(1))[0]
+    cfg = compose_serve(tmp_path, "reload_interval_s=0.2")
+    with TestClient(app=create_app(cfg)) as client:
+        assert client.get("/health").status_code == 200
+        for response in (client.get("/ready"), client.post("/predict", json=row)):
+            assert response.status_code == 503
+            assert "python -m obesity.train -m sweep=rf" in response.json()["detail"]
+        register(tmp_path, ["model=lr"])  # the first champion appears: the poller loads it
+        deadline = time.monotonic() + 60
+        while client.get("/ready").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert client.get("/ready").json() == {"name": MODEL, "version": "1"}
+        assert client.post("/predict", json=row).status_code == 200
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(registry):
+    """`python -m obesity.serve` as users start it, on a free loopback port."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "obesity.serve", f"paths.root={ROOT}", f"paths.outputs={registry}",
+         f"port={port}", "reload_interval_s=0.2"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/ready").status_code == 200:
+                break
+        except httpx.TransportError:
+            assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.2)
+    yield base
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize("mode", ["positive", "negative"])
+def test_generated_requests_never_get_a_5xx_or_an_off_schema_answer(server, mode):
+    """Schemathesis over the service's own OpenAPI document: valid (positive) and invalid
+    (negative) requests for every operation; each answer must be no 5xx, a documented status,
+    and match its documented schema."""
+    api = schemathesis.openapi.from_url(f"{server}/schema/openapi.json")
+    operations = [result.ok() for result in api.get_all_operations()]
+    assert {op.path for op in operations} >= {"/predict", "/predict/batch", "/ready", "/model"}
+    for operation in operations:
+        if mode == "negative" and not operation.body:  # a GET without parameters: nothing to break
+            continue
+
+        @hypothesis.settings(max_examples=40, deadline=None, database=None,
+                             suppress_health_check=list(hypothesis.HealthCheck))
+        @hypothesis.given(case=operation.as_strategy(GenerationMode(mode)))
+        def check(case) -> None:
+            case.call_and_validate()
+
+        check()
+
+
+def test_champion_swaps_under_load_without_a_failed_request(server, registry, test_rows):
+    rows = as_json(test_rows.head(20))
+    seen: list[list[tuple[int, str]]] = [[] for _ in range(4)]
+    stop = threading.Event()
+
+    def hammer(log: list) -> None:
+        with httpx.Client(base_url=server, timeout=30) as http:
+            i = 0
+            while not stop.is_set():
+                response = http.post("/predict", json=rows[i % len(rows)])
+                version = response.json().get("model", {}).get("version", "?") \
+                    if response.status_code == 200 else "?"
+                log.append((response.status_code, version))
+                i += 1
+
+    workers = [threading.Thread(target=hammer, args=(log,)) for log in seen]
+    for w in workers:
+        w.start()
+    time.sleep(1.0)
+    client = MlflowClient(f"sqlite:///{registry}/mlflow.db")
+    promotion.set_alias(client, MODEL, "champion", "2", "test: swap under load")
+    deadline = time.monotonic() + 90  # v2 has no twin yet: the service makes one, then swaps
+    while httpx.get(f"{server}/ready").json()["version"] != "2" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    stop.set()
+    for w in workers:
+        w.join()
+
+    answers = [a for log in seen for a in log]
+    assert answers and all(status == 200 for status, _ in answers)
+    assert {v for _, v in answers} == {"1", "2"}
+    for log in seen:  # once a worker saw the new model it never saw the old one again
+        versions = [v for _, v in log]
+        assert "1" not in versions[versions.index("2"):] if "2" in versions else True
+    info = httpx.get(f"{server}/model").json()
+    assert (info["version"], info["backend"]) == ("2", "onnx")  # its twin was made at first load
+    assert client.get_model_version(MODEL, "2").tags["onnx"] == "verified"
