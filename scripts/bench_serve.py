@@ -1,0 +1,170 @@
+"""Benchmark: this service vs `mlflow models serve` on the same champion, same loads.
+
+    python scripts/bench_serve.py [--seconds 10] [--concurrency 8] [--outputs DIR]
+
+Without --outputs it trains the default model (rf, 300 trees) into a tmp store and promotes it.
+Both servers get one worker process; the load generator is a minimal keep-alive HTTP/1.1
+client (asyncio streams, one connection per concurrent user) so that the client, not the
+server, is the lightest part. Prints req/s, p50 and p99 latency per scenario and the ratios.
+Goals (issue 4): single-row req/s >= 100x mlflow, p99 <= 20 ms; 1000-row batches >= 2x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def promote_default_model(outputs: Path) -> None:
+    """The default training run (rf, 300 trees), registered and made champion."""
+    from hydra import compose, initialize_config_dir
+
+    from obesity import promotion, train
+
+    with initialize_config_dir(config_dir=str(ROOT / "configs")):
+        cfg = compose("train", overrides=[f"paths.root={ROOT}", f"paths.outputs={outputs}"])
+    print(promotion.register_and_promote(cfg, train.run(cfg)), file=sys.stderr)
+
+
+def test_rows(n: int) -> list[dict]:
+    from obesity import data
+
+    frame = data.load(ROOT / "data/raw/ObesityDataSet_raw_and_data_sinthetic.csv").frame
+    features = frame.drop(columns=["NObeyesdad"])
+    return json.loads(features.sample(n, replace=n > len(features), random_state=0)
+                      .to_json(orient="records"))
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited: {proc.stdout.read() if proc.stdout else ''}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"{url} not ready after {timeout}s")
+
+
+def request_bytes(port: int, path: str, body: bytes) -> bytes:
+    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")
+    return head.encode() + body
+
+
+async def _user(port: int, payload: bytes, until: float, latencies: list, errors: list) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while time.perf_counter() < until:
+            tick = time.perf_counter()
+            writer.write(payload)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:"))
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - tick)
+            if head[9:12] != b"200":
+                errors.append(head[9:12])
+    finally:
+        writer.close()
+
+
+def load(port: int, payload: bytes, seconds: float, concurrency: int) -> dict:
+    latencies: list[float] = []
+    errors: list[bytes] = []
+
+    async def run() -> float:
+        start = time.perf_counter()
+        until = start + seconds
+        await asyncio.gather(*[_user(port, payload, until, latencies, errors)
+                               for _ in range(concurrency)])
+        return time.perf_counter() - start
+
+    wall = asyncio.run(run())
+    latencies.sort()
+    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1e3  # noqa: E731
+    return {"requests": len(latencies), "errors": len(errors), "rps": len(latencies) / wall,
+            "p50": pick(0.50), "p99": pick(0.99)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="per scenario and server")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--outputs", type=Path, help="a store that already has a champion")
+    args = parser.parse_args()
+
+    outputs = args.outputs or Path(tempfile.mkdtemp(prefix="bench_serve_"))
+    if args.outputs is None:
+        promote_default_model(outputs)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{outputs}/mlflow.db",
+           "MLFLOW_DISABLE_TELEMETRY": "true",
+           # mlflow starts `uvicorn` by name: the venv's bin must be on PATH
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    ours, theirs = free_port(), free_port()
+    servers = {
+        "obesity.serve": subprocess.Popen(
+            [sys.executable, "-m", "obesity.serve", f"paths.root={ROOT}",
+             f"paths.outputs={outputs}", f"port={ours}", "log_level=warning"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True),
+        "mlflow models serve": subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/obesity_full@champion",
+             "-p", str(theirs), "--env-manager", "local", "-w", "1"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True),
+    }
+    try:
+        wait_ready(f"http://127.0.0.1:{ours}/ready", servers["obesity.serve"])
+        wait_ready(f"http://127.0.0.1:{theirs}/ping", servers["mlflow models serve"])
+        one, many = test_rows(1)[0], test_rows(args.batch)
+        scenarios = {
+            "single row": (
+                request_bytes(ours, "/predict", json.dumps(one).encode()),
+                request_bytes(theirs, "/invocations", json.dumps({"dataframe_records": [one]}).encode())),
+            f"{args.batch}-row batch": (
+                request_bytes(ours, "/predict/batch", json.dumps({"rows": many}).encode()),
+                request_bytes(theirs, "/invocations", json.dumps({"dataframe_records": many}).encode())),
+        }
+        print(f"champion of {outputs}; {args.concurrency} connections, {args.seconds:.0f} s each")
+        print(f"{'scenario':<18}{'server':<22}{'requests':>9}{'errors':>7}{'req/s':>10}"
+              f"{'p50 ms':>9}{'p99 ms':>9}")
+        for name, (ours_payload, theirs_payload) in scenarios.items():
+            results = {"obesity.serve": load(ours, ours_payload, args.seconds, args.concurrency),
+                       "mlflow models serve": load(theirs, theirs_payload, args.seconds,
+                                                   args.concurrency)}
+            for server, r in results.items():
+                print(f"{name:<18}{server:<22}{r['requests']:>9}{r['errors']:>7}{r['rps']:>10.1f}"
+                      f"{r['p50']:>9.2f}{r['p99']:>9.2f}")
+            a, b = results["obesity.serve"], results["mlflow models serve"]
+            print(f"{name:<18}{'ratio':<22}{'':>16}{a['rps'] / b['rps']:>9.1f}x"
+                  f"{b['p50'] / a['p50']:>8.1f}x{b['p99'] / a['p99']:>8.1f}x")
+    finally:
+        for proc in servers.values():
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
