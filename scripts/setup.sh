@@ -16,5 +16,6 @@ if [ "$(.tools/bin/uv --version 2>/dev/null | cut -d' ' -f2)" != "$UV_VERSION" ]
 fi
 # --frozen: install exactly the lock, fail rather than re-resolve; never download an interpreter.
 UV_PYTHON_DOWNLOADS=never .tools/bin/uv sync --frozen --python "$PYTHON" --quiet
-.venv/bin/dvc pull --quiet
+# Only the raw data: the pipeline's outputs (dvc.lock) are made by `dvc repro`, not pulled.
+.venv/bin/dvc pull --quiet data/raw/ObesityDataSet_raw_and_data_sinthetic.csv.dvc
 echo "setup: .venv ready ($(.venv/bin/python --version)), data: $(md5sum data/raw/*.csv | cut -d' ' -f1)"

@@ -1,0 +1,28 @@
+"""Stage `prepare`: validate the raw CSV, drop duplicates, split; a data report as DVC metrics."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from obesity import data
+from obesity.contract import TARGET
+from obesity.stages import PREPARED, REPORTS, main, write_json
+
+
+def prepare(cfg: DictConfig) -> None:
+    dataset = data.load(cfg.data.path)
+    split = data.split(dataset, cfg.data.test_size, cfg.data.split_seed, cfg.data.stratify)
+    PREPARED.mkdir(parents=True, exist_ok=True)
+    for name, X, y in (("train", split.X_train, split.y_train), ("test", split.X_test, split.y_test)):
+        X.assign(**{TARGET: y}).to_csv(PREPARED / f"{name}.csv", index=False)
+    write_json(REPORTS / "data.json", {
+        "rows_raw": dataset.rows_raw,
+        "rows_dedup": dataset.rows,
+        "duplicates_dropped": dataset.duplicates_dropped,
+        "rows_train": len(split.X_train),
+        "rows_test": len(split.X_test),
+    })
+
+
+if __name__ == "__main__":
+    main(prepare)
