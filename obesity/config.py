@@ -8,12 +8,19 @@ their own group so that `model=` lists only the real model configs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import II, MISSING
 
 from obesity.contract import FEATURE_NAMES
+
+# configs/: inside the package in an installed wheel (pyproject force-include), else beside it in
+# a source checkout. Every entrypoint and the Python API compose from here, so the working
+# directory never matters.
+_PACKAGED = Path(__file__).resolve().parent / "configs"
+CONFIG_DIR: Path = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parents[1] / "configs"
 
 
 @dataclass

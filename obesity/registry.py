@@ -19,20 +19,16 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import datetime, timezone
-from pathlib import Path
 
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from obesity import config as _config  # noqa: F401  (registers the schemas)
 from obesity.errors import ObesityError
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-
-
 def load_config(overrides: list[str]) -> DictConfig:
-    with initialize_config_dir(config_dir=str(CONFIGS)):
-        return compose("train", overrides=overrides)
+    from obesity.api import compose
+
+    return compose(overrides)
 
 
 def main(argv: list[str] | None = None) -> int:

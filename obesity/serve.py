@@ -14,7 +14,7 @@ from obesity.errors import ObesityError
 log = logging.getLogger("obesity.serve")
 
 
-@hydra.main(config_path="../configs", config_name="serve")
+@hydra.main(config_path=str(_config.CONFIG_DIR), config_name="serve")
 def main(cfg: DictConfig) -> None:
     import uvicorn
 

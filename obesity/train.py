@@ -140,7 +140,7 @@ def _task_overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
-@hydra.main(config_path="../configs", config_name="train")
+@hydra.main(config_path=str(_config.CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> float:
     """Hydra entrypoint: one run, or one trial of a sweep."""
     try:

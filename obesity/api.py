@@ -1,0 +1,142 @@
+"""The Python API (re-exported by `obesity`): the command line's configs and code paths.
+
+    cfg = obesity.compose(["model=hgb", "data=lifestyle", "seed=3"])
+    result = obesity.fit(cfg)             # = python -m obesity.train model=hgb data=lifestyle seed=3
+    obesity.command_line(cfg)             # that line, to rerun the result outside the notebook
+
+Errors are the command line's errors, raised as `obesity.ConfigError` / `DataError` /
+`RegistryError` (all `obesity.ObesityError`).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from typing import Any, Sequence
+
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from obesity.config import CONFIG_DIR
+from obesity.errors import ConfigError
+
+GROUPS = ("data", "model", "registry")
+# In a source checkout the data and the embedded stores live beside configs/; an installed
+# package has no such root: set OBESITY_ROOT or paths.root.
+SOURCE_ROOT = CONFIG_DIR.parent if (CONFIG_DIR.parent / "pyproject.toml").is_file() else None
+
+
+def _root_override(overrides: Sequence[str]) -> list[str]:
+    given = any(o.lstrip("+~").split("=")[0] == "paths.root" for o in overrides)
+    if given or "OBESITY_ROOT" in os.environ or SOURCE_ROOT is None:
+        return []
+    return [f"paths.root={SOURCE_ROOT}"]
+
+
+def compose(overrides: Sequence[str] = (), config_name: str = "train") -> DictConfig:
+    """configs/<config_name>.yaml composed with command-line `overrides`, from any directory."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    overrides = list(overrides)
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR)):
+            return hydra_compose(config_name, overrides=[*_root_override(overrides), *overrides])
+    except (HydraException, OmegaConfBaseException) as exc:
+        # Hydra's own message names the key (and, for a group, the available options)
+        cause = exc.__cause__ if isinstance(exc.__cause__, OmegaConfBaseException) else None
+        raise ConfigError(f"{exc}" + (f"\n{cause}" if cause and str(cause) not in str(exc) else "")) from None
+
+
+def fit(cfg: DictConfig) -> Any:
+    """Train, evaluate and record `cfg` in MLflow: what `python -m obesity.train` does.
+
+    Returns a `TrainResult`: `run_id`, `metrics`, `objective`, `model` (the fitted Pipeline).
+    """
+    import hydra.utils
+
+    from obesity import config, train
+
+    with hydra.utils.execution_whitelist(config.EXECUTION_WHITELIST):
+        return train.run(cfg, overrides=command_line(cfg).split()[3:])
+
+
+def load_data(cfg: DictConfig | None = None) -> pd.DataFrame:
+    """The validated, deduplicated data of `cfg.data` (all 17 columns), as training sees it."""
+    from obesity import data
+
+    cfg = cfg if cfg is not None else compose()
+    return data.load(cfg.data.path).frame.copy()  # a copy: the loader's cache stays untouched
+
+
+def load_champion(cfg: DictConfig | None = None, alias: str | None = None) -> Any:
+    """The fitted Pipeline registered as `registry.model_name@alias` (default: champion)."""
+    import mlflow
+
+    from obesity import promotion, tracking
+    from mlflow.tracking import MlflowClient
+
+    cfg = cfg if cfg is not None else compose()
+    reg = cfg.registry
+    alias = alias or reg.champion_alias
+    tracking.setup(reg)
+    version = promotion.alias_version(MlflowClient(), reg.model_name, alias)
+    if version is None:
+        raise promotion.RegistryError(
+            f"no {reg.model_name}@{alias} in {tracking.redact(reg.tracking_uri)}: run a sweep "
+            f"(python -m obesity.train -m sweep=rf) or python -m obesity.registry promote VERSION")
+    return mlflow.sklearn.load_model(f"models:/{reg.model_name}/{version.version}")
+
+
+def command_line(cfg: DictConfig) -> str:
+    """The `python -m obesity.train ...` line that reproduces `cfg` (run it from the repository
+    root, or anywhere with the same paths.root): its groups, then every key that differs."""
+    groups = [f"{g}={cfg[g].name}" for g in GROUPS if cfg[g].name != _default_choice(g)]
+    base = _flat(compose(groups))
+    mine = _flat(cfg)
+    changed = [f"{key}={_hydra_value(value)}" for key, value in mine.items()
+               if key not in base or base[key] != value]
+    removed = [f"~{key}" for key in base if key not in mine]
+    auto_root = _root_override([])
+    changed = [c for c in changed if not (auto_root and c == auto_root[0])]
+    return " ".join(["python", "-m", "obesity.train", *map(shlex.quote, groups + changed + removed)])
+
+
+def _default_choice(group: str) -> str:
+    if group not in _DEFAULTS:
+        _DEFAULTS.update({g: compose()[g].name for g in GROUPS})
+    return _DEFAULTS[group]
+
+
+_DEFAULTS: dict[str, str] = {}
+
+
+def _flat(cfg: DictConfig) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict) and node:
+            for key, value in node.items():
+                walk(value, f"{prefix}{key}.")
+        else:
+            out[prefix[:-1]] = node
+
+    walk(OmegaConf.to_container(cfg, resolve=False), "")
+    return out
+
+
+def _hydra_value(value: Any) -> str:
+    """A value in Hydra's override grammar."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ",".join(_hydra_value(v) for v in value) + "]"
+    text = str(value)
+    plain = text and all(c.isalnum() or c in "_-./:" for c in text) and text not in ("null", "true", "false")
+    return text if plain else "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
