@@ -13,10 +13,12 @@ Rules (config `registry`):
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import logging
 import socket
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -111,16 +113,27 @@ def register_and_promote(cfg: DictConfig, result, sweep_run_id: str | None = Non
 
         split = test_split_of(version)
         onnx_twin.attach(client, result.model, version, split.X_test[feature_columns(cfg.data)])
-    set_alias(client, reg.model_name, reg.challenger_alias, version.version, "new candidate")
-    decision = decide(client, reg, version)
     champion = None
-    if decision.promote:
-        set_alias(client, reg.model_name, reg.champion_alias, version.version, decision.why)
-        champion = str(version.version)
+    with registry_lock(reg):  # concurrent promotions decide against the champion one at a time
+        set_alias(client, reg.model_name, reg.challenger_alias, version.version, "new candidate")
+        decision = decide(client, reg, version)
+        if decision.promote:
+            set_alias(client, reg.model_name, reg.champion_alias, version.version, decision.why)
+            champion = str(version.version)
     log.info("registered %s version %s (%s, %s=%.4f): %s", reg.model_name, version.version,
              status, reg.promotion_metric, score,
              f"now {reg.champion_alias}: {decision.why}" if decision.promote else decision.why)
     return Promotion(str(version.version), status, champion, decision.why)
+
+
+def registry_lock(reg: DictConfig) -> AbstractContextManager:
+    """Serialise alias decisions on `reg.model_name` across processes (sweep workers, CLI), with
+    a lock in the study database; without one configured there is nothing shared to lock."""
+    if not reg.study_storage:
+        return contextlib.nullcontext()
+    from obesity.db_lock import db_lock
+
+    return db_lock(reg.study_storage, f"registry:{reg.model_name}")
 
 
 def split_id(cfg: DictConfig) -> str:

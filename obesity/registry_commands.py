@@ -110,11 +110,12 @@ def promote(cfg: DictConfig, args: argparse.Namespace) -> str:
     reg = cfg.registry
     client = _client(cfg)
     candidate = _version(client, reg.model_name, args.version)
-    decision = promotion.decide(client, reg, candidate, force=args.force)
-    if not decision.promote:
-        raise RegistryError(f"not promoted: {decision.why}")
-    promotion.set_alias(client, reg.model_name, reg.champion_alias, candidate.version,
-                        decision.why, kind="promote")
+    with promotion.registry_lock(reg):
+        decision = promotion.decide(client, reg, candidate, force=args.force)
+        if not decision.promote:
+            raise RegistryError(f"not promoted: {decision.why}")
+        promotion.set_alias(client, reg.model_name, reg.champion_alias, candidate.version,
+                            decision.why, kind="promote")
     return f"{reg.champion_alias} -> version {candidate.version}: {decision.why}"
 
 

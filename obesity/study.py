@@ -1,19 +1,28 @@
-"""Optuna study helpers and the resumable sweep loop (imported only when a sweep runs)."""
+"""Optuna study helpers and the resumable, shareable sweep loop (imported only when a sweep runs).
+
+The loop is hydra-optuna-sweeper's, with two changes that make N workers on one study exact:
+before EVERY batch, under a lock held in the study database (obesity.db_lock), a worker counts
+the trials that are finished or running anywhere and asks only for what is left of `n_trials`;
+and a failed trial is one clear log line, not a traceback.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any, Sequence
 
 import optuna
-from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl
+from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
+from omegaconf import OmegaConf
 from optuna.trial import Trial, TrialState
 
 import obesity.sqlite_tuning  # noqa: F401  (WAL for the embedded stores)
 from obesity import owner
+from obesity.db_lock import db_lock
 
 log = logging.getLogger("obesity.sweep")
-OWNER_ATTR = "owner"  # trial user attr: the sweeper process (host:pid) that asked for the trial
+OWNER_ATTR = "owner"  # trial user attr: the sweep process (host:pid) that asked for the trial
 
 
 def fail_orphaned_trials(study: optuna.Study) -> list[int]:
@@ -30,8 +39,13 @@ def count(study: optuna.Study, *states: TrialState) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
+def lock_name(study_name: str) -> str:
+    return f"study:{study_name}"
+
+
 class ResumableSweeperImpl(OptunaSweeperImpl):
-    """OptunaSweeperImpl whose `n_trials` is the total of finished trials the study should hold."""
+    """OptunaSweeperImpl whose `n_trials` is the total of trials the study should hold, shared
+    exactly by any number of concurrent workers."""
 
     sampler_factory: Any = None
 
@@ -41,26 +55,77 @@ class ResumableSweeperImpl(OptunaSweeperImpl):
                       "shared: set registry.study_storage (registry=server: the OPTUNA_STORAGE "
                       "env var)")
             raise SystemExit(1)  # a clear line, not a traceback through Hydra
-        study = optuna.create_study(
-            study_name=self.study_name, storage=self.storage,
-            directions=self._get_directions(), load_if_exists=True,
-        )
+        if isinstance(self.sampler, functools.partial):  # GridSampler: the plugin's own loop
+            super().sweep(arguments)
+            return
+        assert self.launcher is not None and self.job_idx is not None and self.config is not None
+        self._process_searchspace_config()
+        space, fixed_params, fixed_overrides = create_params_from_overrides(
+            [*self._parse_sweeper_params_config(), *arguments])
+        for name in fixed_params:
+            space.pop(name, None)
+        directions = self._get_directions()
+        # under the lock: workers starting together on a fresh database would race to create
+        # Optuna's tables (PostgreSQL: "duplicate key value ... studydirection")
+        with db_lock(self.storage, lock_name(self.study_name)):
+            study = optuna.create_study(study_name=self.study_name, storage=self.storage,
+                                        directions=directions, load_if_exists=True)
+        if self.sampler_factory is not None:  # reseeded: a resumed or second worker does not
+            study.sampler = self.sampler_factory(len(study.trials))  # replay the first's trials
+        total, me = self.n_trials, owner.me()
         orphans = fail_orphaned_trials(study)
         if orphans:
-            log.warning("study %s: marked FAIL the trials of a dead sweep: %s",
-                        study.study_name, orphans)
+            log.warning("study %s: marked FAIL the trials of a dead sweep: %s", study.study_name,
+                        orphans)
         finished = count(study, TrialState.COMPLETE, TrialState.PRUNED)
-        total = self.n_trials
-        self.n_trials = max(0, total - finished)
-        if self.sampler_factory is not None:
-            self.sampler = self.sampler_factory(len(study.trials))
-        log.info("study %s: %d of n_trials=%d trials finished; running %d more",
-                 study.study_name, finished, total, self.n_trials)
-        super().sweep(arguments)
+        running = count(study, TrialState.RUNNING)
+        log.info("study %s: %d of n_trials=%d trials finished; running %d more%s",
+                 study.study_name, finished, total, max(0, total - finished - running),
+                 f" ({running} running in other workers)" if running else "")
+        while True:
+            with db_lock(self.storage, lock_name(self.study_name)):
+                orphans = fail_orphaned_trials(study)
+                if orphans:
+                    log.warning("study %s: marked FAIL the trials of a dead sweep: %s",
+                                study.study_name, orphans)
+                taken = count(study, TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+                trials = [study.ask() for _ in range(min(self.n_jobs, total - taken))]
+                for trial in trials:  # owned before the lock is released: others count them
+                    trial.set_user_attr(OWNER_ATTR, me)
+            if not trials:
+                break
+            overrides = self._configure_trials(trials, space, fixed_params, fixed_overrides)
+            returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
+            self.job_idx += len(returns)
+            failed = sum(not _tell(study, trial, ret, len(directions))
+                         for trial, ret in zip(trials, returns))
+            if failed / len(returns) > self.max_failure_rate:
+                log.error("%d of %d trials in the last batch failed (max_failure_rate=%s): "
+                          "stopping the sweep", failed, len(returns), self.max_failure_rate)
+                raise SystemExit(1)
+        running = count(study, TrialState.RUNNING)
+        log.info("study %s: %d of n_trials=%d trials finished%s", study.study_name,
+                 count(study, TrialState.COMPLETE, TrialState.PRUNED), total,
+                 f"; {running} still running in other workers" if running else "")
+        if count(study, TrialState.COMPLETE) and len(directions) == 1:
+            best = study.best_trial
+            OmegaConf.save(OmegaConf.create({"name": "optuna", "best_params": best.params,
+                                             "best_value": best.value}),
+                           f"{self.config.hydra.sweep.dir}/optimization_results.yaml")
 
     def _configure_trials(self, trials: list[Trial], *args: Any) -> Sequence[Sequence[str]]:
         overrides = super()._configure_trials(trials, *args)
-        me = owner.me()
-        for trial in trials:
-            trial.set_user_attr(OWNER_ATTR, me)
         return [(*o, f"trial={t.number}") for o, t in zip(overrides, trials)]
+
+
+def _tell(study: optuna.Study, trial: Trial, ret: Any, n_objectives: int) -> bool:
+    """Record one finished job in the study; False (and one log line) if it failed."""
+    try:
+        value = ret.return_value  # re-raises the job's exception if it failed
+        values = [float(value)] if n_objectives == 1 else [float(v) for v in value]
+    except Exception as exc:
+        study.tell(trial, state=TrialState.FAIL)
+        log.warning("trial %d failed: %s: %s", trial.number, type(exc).__name__, exc)
+        return False
+    study.tell(trial, values=values)
+    return True

@@ -44,15 +44,21 @@ def _summarize_study(client: MlflowClient, config: DictConfig, parent: str, stud
     _log_plots(client, parent, study, len(complete))
     log.info("study %s: best trial %d, %s=%.4f, params %s", study_name, best.number,
              config.objective, best.value, best.params)
-    experiment_id = client.get_run(parent).info.experiment_id
+    return best_trial_run(client, client.get_run(parent).info.experiment_id, study_name,
+                          best.number)
+
+
+def best_trial_run(client: MlflowClient, experiment_id: str, study_name: str,
+                   trial: int) -> Run | None:
+    """The finished MLflow run of trial `trial` of `study_name` (whichever worker ran it)."""
     runs = client.search_runs(
         [experiment_id],
-        f"tags.study = '{study_name}' and tags.trial = '{best.number}' "
+        f"tags.study = '{study_name}' and tags.trial = '{trial}' "
         "and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"], max_results=1,
     )
     if not runs:
-        log.warning("no finished MLflow run for best trial %d of %s", best.number, study_name)
+        log.warning("no finished MLflow run for best trial %d of %s", trial, study_name)
         return None
     return runs[0]
 

@@ -146,10 +146,43 @@ class SweepTracking(Callback):
         try:
             best_run = sweep_report.summarize(client, config, parent)
             if self.promote and best_run is not None:
-                from obesity import promotion
+                study = config.hydra.sweeper.get("study_name")
+                if study:
+                    promote_study_once(client, config, parent, str(study))
+                else:
+                    from obesity import promotion
 
-                promotion.promote_run(_task_config(config), best_run, sweep_run_id=parent)
+                    promotion.promote_run(_task_config(config), best_run, sweep_run_id=parent)
         except Exception:
             client.set_terminated(parent, "FAILED")
             raise
         client.set_terminated(parent, "FINISHED")
+
+
+def promote_study_once(client: Any, config: DictConfig, parent: str, study_name: str) -> None:
+    """Promote the study's best trial once, however many workers share the study.
+
+    Under the study's lock: while trials still run in other workers, this worker leaves the
+    promotion to the last one to finish; the last one re-reads the best trial (others may have
+    improved it since this worker's summary) and promotes it. A second worker finishing at the
+    same moment finds that trial registered already (promotion.promote_run) and does nothing.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    from obesity import promotion, sweep_report
+    from obesity.db_lock import db_lock
+    from obesity.study import lock_name
+
+    storage = str(config.hydra.sweeper.storage)
+    with db_lock(storage, lock_name(study_name)):
+        study = optuna.load_study(study_name=study_name, storage=storage)
+        running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+        if running:
+            log.info("study %s: %d trial(s) still running in other workers; the last worker to "
+                     "finish promotes the best trial", study_name, running)
+            return
+        best = sweep_report.best_trial_run(client, client.get_run(parent).info.experiment_id,
+                                           study_name, study.best_trial.number)
+        if best is not None:
+            promotion.promote_run(_task_config(config), best, sweep_run_id=parent)

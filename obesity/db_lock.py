@@ -1,0 +1,72 @@
+"""A named, cross-process lock held in the study database, for the few read-then-write steps that
+concurrent sweep workers must not interleave: "how many trials are left? ask that many", and
+"is the study finished? then promote its best trial once".
+
+The database engines already provide such locks; nothing is home-made:
+- PostgreSQL: a session-level advisory lock (`pg_advisory_lock`) keyed by a hash of the name;
+- MySQL: `GET_LOCK(name)`;
+- sqlite (one machine): an exclusive `flock` on a small file beside the database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any, Iterator
+
+from obesity.errors import ConfigError
+
+
+def _key(name: str) -> int:
+    """A stable signed 64-bit key (Python's hash() changes between processes)."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+@cache
+def _engine(url: str) -> Any:
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    return create_engine(url, poolclass=NullPool)  # the lock lives as long as its connection
+
+
+@contextlib.contextmanager
+def db_lock(url: str, name: str) -> Iterator[None]:
+    """Hold the lock `name` in the database at `url` for the duration of the block."""
+    from sqlalchemy.engine import make_url
+
+    backend = make_url(url).get_backend_name()
+    if backend == "sqlite":
+        database = make_url(url).database
+        if not database or database == ":memory:":
+            yield  # one process only: nothing to coordinate
+            return
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+        lock_file = Path(database).with_name(f"{Path(database).name}.{safe}.lock")
+        with open(lock_file, "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    from sqlalchemy import text
+
+    if backend == "postgresql":
+        take, release, params = ("SELECT pg_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)",
+                                 {"key": _key(name)})
+    elif backend in ("mysql", "mariadb"):
+        take, release, params = ("SELECT GET_LOCK(:name, -1)", "SELECT RELEASE_LOCK(:name)",
+                                 {"name": f"obesity:{_key(name)}"})
+    else:
+        raise ConfigError(f"no lock for a {backend} study storage: use PostgreSQL, MySQL or sqlite")
+    with _engine(url).connect() as connection:
+        connection.execute(text(take), params)
+        try:
+            yield
+        finally:
+            connection.execute(text(release), params)

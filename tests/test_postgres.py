@@ -1,0 +1,158 @@
+"""Beyond one machine, for real: a PostgreSQL server and an `mlflow server` on loopback, and two
+sweep workers on one study (`pytest -k postgres`). Nothing mocked.
+
+PostgreSQL comes from Debian's package (scripts/setup.sh installs it); its data dir is a tmp dir.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from obesity.db_lock import db_lock
+from tests.conftest import ROOT
+
+N_TRIALS = 8
+STUDY = "sweep-rf_data-full"
+WORKER = ["-m", "sweep=rf", "registry=server", f"hydra.sweeper.n_trials={N_TRIALS}",
+          "hydra.sweeper.n_jobs=1", "cv_folds=2",
+          "model.n_estimators=40"]  # fixed: the rest of the space is searched
+ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+       "MLFLOW_DISABLE_TELEMETRY": "true"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(check, what: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"{what} exited:\n{proc.stdout.read() if proc.stdout else ''}"
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"{what} not up after {timeout}s")
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A throwaway PostgreSQL server on 127.0.0.1 with databases `optuna` and `mlflow`."""
+    import psycopg2
+
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    assert bins, "PostgreSQL is not installed: run `bash scripts/setup.sh`"
+    bin_dir = Path(bins[-1])
+    home = Path(tempfile.mkdtemp(prefix="obesity-pg-"))  # /tmp: readable by the postgres user
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_postgres:  # the server refuses to run as root
+        shutil.chown(home, "postgres")
+    subprocess.run([*as_postgres, bin_dir / "initdb", "-D", home / "db", "-U", "postgres",
+                    "--auth=trust", "-E", "UTF8"], check=True, capture_output=True)
+    port = free_port()
+    server = subprocess.Popen(
+        [*as_postgres, bin_dir / "postgres", "-D", home / "db", "-h", "127.0.0.1", "-p", str(port),
+         "-k", home, "-c", "fsync=off", "-c", "max_connections=200"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"postgresql://postgres@127.0.0.1:{port}"
+    wait_for(lambda: psycopg2.connect(f"{url}/postgres").close() is None, "postgres", server)
+    connection = psycopg2.connect(f"{url}/postgres")
+    connection.autocommit = True
+    for database in ("optuna", "mlflow"):
+        connection.cursor().execute(f"CREATE DATABASE {database}")
+    connection.close()
+    yield url
+    server.terminate()
+    server.wait(timeout=30)
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(postgres, tmp_path_factory):
+    """`mlflow server` backed by PostgreSQL, serving artifacts from a tmp dir."""
+    port = free_port()
+    artifacts = tmp_path_factory.mktemp("mlflow_artifacts")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"{postgres}/mlflow",
+         "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "2"],
+        cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: httpx.get(f"{url}/health", timeout=2).status_code == 200, "mlflow server",
+             server, timeout=180)
+    yield url
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def test_postgres_lock_is_exclusive_across_processes(postgres):
+    """Two processes take the same lock; the second waits until the first lets go."""
+    url = f"{postgres}/optuna"
+    code = ("import sys, time; from obesity.db_lock import db_lock\n"
+            "with db_lock(sys.argv[1], 'study:x'):\n print('held', flush=True); time.sleep(1.5)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code, url], cwd=ROOT, stdout=subprocess.PIPE,
+                              text=True)
+    assert holder.stdout.readline().strip() == "held"
+    tick = time.monotonic()
+    with db_lock(url, "study:x"):
+        waited = time.monotonic() - tick
+    with db_lock(url, "study:other"):  # another name is another lock: no wait
+        pass
+    holder.wait(timeout=30)
+    assert waited > 0.5
+
+
+def test_postgres_two_workers_share_one_study_and_promote_once(postgres, mlflow_server, tmp_path):
+    env = {**ENV, "MLFLOW_TRACKING_URI": mlflow_server, "OPTUNA_STORAGE": f"{postgres}/optuna"}
+    workers = [subprocess.Popen(
+        [sys.executable, "-m", "obesity.train", f"paths.root={ROOT}",
+         f"paths.outputs={tmp_path / f'worker{i}'}", *WORKER],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(2)]
+    logs = [w.communicate(timeout=900) for w in workers]
+    for worker, (_, err) in zip(workers, logs):
+        assert worker.returncode == 0, err[-4000:]
+
+    # the study: exactly the total, each number once, nothing left running
+    study = optuna.load_study(study_name=STUDY, storage=f"{postgres}/optuna")
+    assert sorted(t.number for t in study.trials) == list(range(N_TRIALS))
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+
+    # MLflow: one parent per worker; every trial exactly once, as a child of a worker's parent
+    client = MlflowClient(mlflow_server)
+    experiment = client.get_experiment_by_name("obesity").experiment_id
+    parents = {r.info.run_id for r in client.search_runs([experiment], "tags.sweep = 'true'")}
+    assert len(parents) == 2
+    trials = client.search_runs([experiment], f"tags.study = '{STUDY}' and tags.trial != ''",
+                                max_results=1000)
+    assert sorted(int(r.data.tags["trial"]) for r in trials) == list(range(N_TRIALS))
+    by_parent = {p: sum(r.data.tags["mlflow.parentRunId"] == p for r in trials) for p in parents}
+    assert all(n >= 1 for n in by_parent.values()), by_parent  # both workers did trials
+
+    # one promotion: one version for the study, champion and challenger on it
+    versions = client.search_model_versions("name = 'obesity_full'")
+    assert len(versions) == 1 and versions[0].tags["study"] == STUDY
+    assert client.get_model_version_by_alias("obesity_full", "champion").version == \
+        versions[0].version
+    promoted = sum("registered obesity_full version" in err for _, err in logs)
+    assert promoted == 1
+    assert any("the last worker to finish promotes" in err or "registered already" in err
+               for _, err in logs)
