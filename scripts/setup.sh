@@ -14,6 +14,13 @@ if [ "$(.tools/bin/uv --version 2>/dev/null | cut -d' ' -f2)" != "$UV_VERSION" ]
   "$PYTHON" -m venv .tools
   .tools/bin/python -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
 fi
+# PostgreSQL server binaries, for the tests that run a real server (pytest -k postgres):
+# Debian's package, installed once (needs root or sudo).
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
+fi
 # --frozen: install exactly the lock, fail rather than re-resolve; never download an interpreter.
 UV_PYTHON_DOWNLOADS=never .tools/bin/uv sync --frozen --python "$PYTHON" --quiet
 # Only the raw data: the pipeline's outputs (dvc.lock) are made by `dvc repro`, not pulled.
