@@ -6,17 +6,10 @@ PostgreSQL comes from Debian's package (scripts/setup.sh installs it); its data 
 
 from __future__ import annotations
 
-import glob
-import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-import httpx
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
@@ -30,77 +23,24 @@ STUDY = "sweep-rf_data-full"
 WORKER = ["-m", "sweep=rf", "registry=server", f"hydra.sweeper.n_trials={N_TRIALS}",
           "hydra.sweeper.n_jobs=1", "cv_folds=2",
           "model.n_estimators=40"]  # fixed: the rest of the space is searched
-ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-       "MLFLOW_DISABLE_TELEMETRY": "true"}
+sys.path.insert(0, str(ROOT / "scripts"))
+import local_servers  # noqa: E402  (scripts/local_servers.py: also used by bench_scale.py)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(check, what: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"{what} exited:\n{proc.stdout.read() if proc.stdout else ''}"
-        try:
-            if check():
-                return
-        except Exception:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"{what} not up after {timeout}s")
+ENV = local_servers.VENV_ENV
 
 
 @pytest.fixture(scope="module")
 def postgres():
     """A throwaway PostgreSQL server on 127.0.0.1 with databases `optuna` and `mlflow`."""
-    import psycopg2
-
-    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-    assert bins, "PostgreSQL is not installed: run `bash scripts/setup.sh`"
-    bin_dir = Path(bins[-1])
-    home = Path(tempfile.mkdtemp(prefix="obesity-pg-"))  # /tmp: readable by the postgres user
-    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if as_postgres:  # the server refuses to run as root
-        shutil.chown(home, "postgres")
-    subprocess.run([*as_postgres, bin_dir / "initdb", "-D", home / "db", "-U", "postgres",
-                    "--auth=trust", "-E", "UTF8"], check=True, capture_output=True)
-    port = free_port()
-    server = subprocess.Popen(
-        [*as_postgres, bin_dir / "postgres", "-D", home / "db", "-h", "127.0.0.1", "-p", str(port),
-         "-k", home, "-c", "fsync=off", "-c", "max_connections=200"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"postgresql://postgres@127.0.0.1:{port}"
-    wait_for(lambda: psycopg2.connect(f"{url}/postgres").close() is None, "postgres", server)
-    connection = psycopg2.connect(f"{url}/postgres")
-    connection.autocommit = True
-    for database in ("optuna", "mlflow"):
-        connection.cursor().execute(f"CREATE DATABASE {database}")
-    connection.close()
-    yield url
-    server.terminate()
-    server.wait(timeout=30)
-    shutil.rmtree(home, ignore_errors=True)
+    with local_servers.postgres() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def mlflow_server(postgres, tmp_path_factory):
     """`mlflow server` backed by PostgreSQL, serving artifacts from a tmp dir."""
-    port = free_port()
-    artifacts = tmp_path_factory.mktemp("mlflow_artifacts")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"{postgres}/mlflow",
-         "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "2"],
-        cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    wait_for(lambda: httpx.get(f"{url}/health", timeout=2).status_code == 200, "mlflow server",
-             server, timeout=180)
-    yield url
-    server.terminate()
-    server.wait(timeout=30)
+    with local_servers.mlflow_server(f"{postgres}/mlflow", tmp_path_factory.mktemp("artifacts")) as url:
+        yield url
 
 
 def test_postgres_lock_is_exclusive_across_processes(postgres):

@@ -1,0 +1,75 @@
+"""Benchmark: sweep throughput with 1 and 2 workers on one study, sqlite vs PostgreSQL.
+
+    python scripts/bench_scale.py [--trials 16]
+
+Each setting runs a fresh study of `sweep=rf` (150 trees, 3 folds: ~1.5 s of work a trial; no
+promotion) to --trials trials, after one discarded warm-up sweep (cold imports, store creation).
+"2 workers" are two `python -m obesity.train -m ...` processes started together on the
+same study (each its own sweep dir, batches of 1). sqlite: registry=local (MLflow and Optuna in
+sqlite files); PostgreSQL: registry=server (an `mlflow server` on PostgreSQL, Optuna on
+PostgreSQL), both started here on loopback. Prints wall time, trials per minute and the 2-worker
+speed-up; start-up (~8 s per process) is included, as a user waits for it too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+import local_servers  # noqa: E402
+
+
+def sweep(workers: int, trials: int, outputs: Path, env: dict, registry: str, study: str) -> float:
+    """Wall seconds for `workers` sweep processes to bring `study` to `trials` trials."""
+    args = ["-m", "sweep=rf", f"registry={registry}", f"hydra.sweeper.n_trials={trials}",
+            "hydra.sweeper.n_jobs=1", f"hydra.sweeper.study_name={study}",
+            "model.n_estimators=150", "cv_folds=3", "promote=false", f"paths.root={ROOT}",
+            f"paths.outputs={outputs}"]  # sweep dirs differ: timestamps to the microsecond
+    tick = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, "-m", "obesity.train", *args], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for _ in range(workers)]
+    for proc in procs:
+        _, err = proc.communicate()
+        if proc.returncode:
+            raise SystemExit(err[-3000:])
+    return time.perf_counter() - tick
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=16)
+    args = parser.parse_args()
+    rows = []
+    with local_servers.postgres() as pg, \
+            local_servers.mlflow_server(f"{pg}/mlflow", Path(tempfile.mkdtemp())) as tracking:
+        warm = Path(tempfile.mkdtemp(prefix="bench_scale_warmup_"))
+        sweep(1, 1, warm, dict(local_servers.VENV_ENV), "local", "bench-warmup")
+        for backend in ("sqlite", "postgresql"):
+            for workers in (1, 2):
+                outputs = Path(tempfile.mkdtemp(prefix=f"bench_scale_{backend}_{workers}_"))
+                env = dict(local_servers.VENV_ENV)
+                if backend == "postgresql":
+                    env |= {"MLFLOW_TRACKING_URI": tracking, "OPTUNA_STORAGE": f"{pg}/optuna"}
+                registry = "local" if backend == "sqlite" else "server"
+                wall = sweep(workers, args.trials, outputs, env, registry,
+                             f"bench-{backend}-{workers}w")  # a fresh study per setting
+                rows.append((backend, workers, wall))
+                print(f"{backend:<11} {workers} worker(s): {wall:6.1f} s, "
+                      f"{args.trials / wall * 60:5.1f} trials/min", flush=True)
+    print()
+    print(f"{'storage':<11}{'workers':>8}{'wall s':>9}{'trials/min':>12}{'speed-up':>10}")
+    for backend, workers, wall in rows:
+        one = next(w for b, n, w in rows if b == backend and n == 1)
+        print(f"{backend:<11}{workers:>8}{wall:>9.1f}{args.trials / wall * 60:>12.1f}"
+              f"{one / wall:>9.2f}x")
+
+
+if __name__ == "__main__":
+    main()
