@@ -96,9 +96,9 @@ def _checked_body(kind: type) -> Any:
                 raise ApiError(413, f"a batch holds at most {limit} rows (got {len(obj['rows'])})")
             errors = person_errors(obj) if kind is Person else batch_errors(obj)
             raise ApiError(400, "invalid input", errors or [FieldError("body", str(exc))]) from None
-        except (msgspec.DecodeError, RecursionError):
-            _decode(body)  # raises the malformed-JSON error
-            raise
+        except (msgspec.DecodeError, RecursionError) as exc:
+            _decode(body)  # names what is malformed, if untyped decoding fails too
+            raise ApiError(400, f"malformed JSON: {exc}") from None
         if kind is Batch and len(value.rows) > limit:
             raise ApiError(413, f"a batch holds at most {limit} rows (got {len(value.rows)})")
 
