@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from obesity.config import CONFIG_DIR
+from obesity.config import CONFIG_DIR, flatten
 from obesity.errors import ConfigError
 
 GROUPS = ("data", "model", "registry")
@@ -114,17 +114,7 @@ _DEFAULTS: dict[str, str] = {}
 
 
 def _flat(cfg: DictConfig) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-
-    def walk(node: Any, prefix: str) -> None:
-        if isinstance(node, dict) and node:
-            for key, value in node.items():
-                walk(value, f"{prefix}{key}.")
-        else:
-            out[prefix[:-1]] = node
-
-    walk(OmegaConf.to_container(cfg, resolve=False), "")
-    return out
+    return dict(flatten(OmegaConf.to_container(cfg, resolve=False)))
 
 
 def _hydra_value(value: Any) -> str:

@@ -6,7 +6,7 @@ import functools
 import os
 import subprocess
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -19,6 +19,7 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from omegaconf.errors import InterpolationResolutionError  # noqa: E402
 
+from obesity.config import flatten  # noqa: E402
 from obesity.errors import ConfigError  # noqa: E402
 
 # Types skops may load besides its own defaults: reviewed once here, never "trust everything".
@@ -65,16 +66,6 @@ def _experiment_id(registry_cfg: DictConfig) -> str:
         return client.create_experiment(registry_cfg.experiment, artifact_location=artifact_location)
     except MlflowException:  # another process created it in the meantime
         return client.get_experiment_by_name(registry_cfg.experiment).experiment_id
-
-
-def flatten(node: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """`{"model": {"n_estimators": 300}}` -> `("model.n_estimators", 300)`."""
-    for key, value in node.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            yield from flatten(value, f"{name}.")
-        else:
-            yield name, value
 
 
 def config_params(cfg: DictConfig) -> dict[str, str]:

@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,22 +22,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+import local_servers  # noqa: E402  (free ports, waiting for a server, the venv's PATH)
 
 
 def promote_default_model(outputs: Path) -> None:
     """The default training run (rf, 300 trees), registered and made champion."""
-    from hydra import compose, initialize_config_dir
-
+    import obesity
     from obesity import promotion, train
 
-    with initialize_config_dir(config_dir=str(ROOT / "configs")):
-        cfg = compose("train", overrides=[f"paths.root={ROOT}", f"paths.outputs={outputs}"])
+    cfg = obesity.compose([f"paths.outputs={outputs}"])
     print(promotion.register_and_promote(cfg, train.run(cfg)), file=sys.stderr)
 
 
@@ -52,20 +44,10 @@ def test_rows(n: int) -> list[dict]:
                       .to_json(orient="records"))
 
 
-def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
+def wait_ready(url: str, proc: subprocess.Popen) -> None:
     import httpx
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited: {proc.stdout.read() if proc.stdout else ''}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    raise SystemExit(f"{url} not ready after {timeout}s")
+    local_servers.wait_for(lambda: httpx.get(url, timeout=2).status_code == 200, url, proc)
 
 
 def request_bytes(port: int, path: str, body: bytes) -> bytes:
@@ -120,11 +102,8 @@ def main() -> None:
     outputs = args.outputs or Path(tempfile.mkdtemp(prefix="bench_serve_"))
     if args.outputs is None:
         promote_default_model(outputs)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{outputs}/mlflow.db",
-           "MLFLOW_DISABLE_TELEMETRY": "true",
-           # mlflow starts `uvicorn` by name: the venv's bin must be on PATH
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    ours, theirs = free_port(), free_port()
+    env = {**local_servers.VENV_ENV, "MLFLOW_TRACKING_URI": f"sqlite:///{outputs}/mlflow.db"}
+    ours, theirs = local_servers.free_port(), local_servers.free_port()
     servers = {
         "obesity.serve": subprocess.Popen(
             [sys.executable, "-m", "obesity.serve", f"paths.root={ROOT}",

@@ -30,6 +30,14 @@ def compose_train(overrides: list[str], outputs: Path | None = None):
         return compose("train", overrides=[*extra, *overrides])
 
 
+def register(outputs: Path, overrides: list[str]):
+    """Train `overrides` (2 folds) into the stores under `outputs`, register it, move aliases."""
+    from obesity import promotion, train
+
+    cfg = compose_train([*overrides, "cv_folds=2"], outputs)
+    return promotion.register_and_promote(cfg, train.run(cfg))
+
+
 def run_cli(args: list[str], outputs: Path, timeout: float = 600) -> subprocess.CompletedProcess:
     """`python -m obesity.train ARGS` in a subprocess, all stores and run dirs under `outputs`."""
     cmd = [sys.executable, "-m", "obesity.train", f"paths.root={ROOT}",

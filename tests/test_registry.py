@@ -10,9 +10,8 @@ import sys
 import pytest
 from mlflow.tracking import MlflowClient
 
-from obesity import promotion, train
 from obesity import registry as registry_module
-from tests.conftest import ROOT, compose_train
+from tests.conftest import ROOT, register
 
 
 def registry_cli(outputs, *args: str) -> subprocess.CompletedProcess:
@@ -25,11 +24,6 @@ def registry_cli(outputs, *args: str) -> subprocess.CompletedProcess:
         except SystemExit as exit_:  # argparse: --help, usage errors
             code = exit_.code
     return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
-
-
-def register(outputs, overrides: list[str]) -> promotion.Promotion:
-    cfg = compose_train([*overrides, "cv_folds=2"], outputs)
-    return promotion.register_and_promote(cfg, train.run(cfg))
 
 
 @pytest.fixture(scope="module")

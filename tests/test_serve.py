@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -16,26 +15,22 @@ import numpy as np
 import pytest
 import schemathesis
 from schemathesis import GenerationMode
-from hydra import compose, initialize_config_dir
 from litestar.testing import TestClient
 from mlflow.tracking import MlflowClient
 
-from obesity import data, promotion, train
+import obesity
+from obesity import data, promotion
 from obesity.app import create_app
-from tests.conftest import CONFIGS, RAW_CSV, ROOT, compose_train
+from tests.conftest import RAW_CSV, ROOT, register
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import local_servers  # noqa: E402  (free ports, waiting for a server)
 
 MODEL = "obesity_full"
 
 
 def compose_serve(outputs, *overrides: str):
-    with initialize_config_dir(config_dir=str(CONFIGS)):
-        return compose("serve", overrides=[f"paths.root={ROOT}", f"paths.outputs={outputs}",
-                                           *overrides])
-
-
-def register(outputs, overrides: list[str]) -> promotion.Promotion:
-    cfg = compose_train([*overrides, "cv_folds=2"], outputs)
-    return promotion.register_and_promote(cfg, train.run(cfg))
+    return obesity.compose([f"paths.outputs={outputs}", *overrides], config_name="serve")
 
 
 @pytest.fixture(scope="module")
@@ -152,29 +147,17 @@ def test_without_a_champion_the_service_starts_and_says_how_to_get_one(tmp_path,
         assert client.post("/predict", json=row).status_code == 200
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(registry):
     """`python -m obesity.serve` as users start it, on a free loopback port."""
-    port = free_port()
+    port = local_servers.free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "obesity.serve", f"paths.root={ROOT}", f"paths.outputs={registry}",
          f"port={port}", "reload_interval_s=0.2"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/ready").status_code == 200:
-                break
-        except httpx.TransportError:
-            assert proc.poll() is None, proc.stdout.read()
-        time.sleep(0.2)
+    local_servers.wait_for(lambda: httpx.get(f"{base}/ready").status_code == 200,
+                           "obesity.serve", proc, timeout=90)
     yield base
     proc.terminate()
     proc.wait(timeout=30)
