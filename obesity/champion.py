@@ -18,6 +18,8 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 from omegaconf import DictConfig
 
+from obesity import onnx_twin
+
 log = logging.getLogger("obesity.serve")
 
 
@@ -36,17 +38,13 @@ class OnnxPredictor:
     backend = "onnx"
 
     def __init__(self, model_bytes: bytes) -> None:
-        from obesity import onnx_twin
-
         self.session = onnx_twin.session(model_bytes)
         self.classes = onnx_twin.classes(self.session)
-        kinds = {"tensor(double)": np.float64, "tensor(float)": np.float32, "tensor(string)": object}
-        self.inputs = [(i.name, kinds[i.type]) for i in self.session.get_inputs()]
+        self.kinds = onnx_twin.input_kinds(self.session)
 
     def predict(self, rows: Sequence[Any]) -> tuple[list[str], np.ndarray]:
-        feeds = {name: np.array([getattr(r, name) for r in rows], dtype=dtype).reshape(-1, 1)
-                 for name, dtype in self.inputs}
-        labels, probabilities = self.session.run(None, feeds)
+        columns = {name: [getattr(r, name) for r in rows] for name, _ in self.kinds}
+        labels, probabilities = self.session.run(None, onnx_twin.feeds(columns, self.kinds))  # as verified
         return [str(label) for label in labels], probabilities
 
 
@@ -83,8 +81,6 @@ def load(version: Any, alias: str, cfg: DictConfig) -> ServedModel:
     """Load one registered version for serving (making its ONNX twin first if it has none)."""
     import mlflow
 
-    from obesity import onnx_twin
-
     uri = f"models:/{version.name}/{version.version}"
     pipeline = None
     if cfg.use_onnx and "onnx" not in version.tags and cfg.export_onnx:
@@ -104,7 +100,7 @@ def _attach_twin(version: Any, pipeline: Any) -> Any:
     """A version registered without a twin gets one now, if its test split can be read here."""
     from mlflow.tracking import MlflowClient
 
-    from obesity import onnx_twin, promotion
+    from obesity import promotion
     from obesity.errors import ObesityError
 
     try:

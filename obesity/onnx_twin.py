@@ -21,7 +21,7 @@ import json
 import logging
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -141,17 +141,18 @@ def classes(sess: Any) -> list[str]:
     return json.loads(sess.get_modelmeta().custom_metadata_map[CLASSES_KEY])
 
 
-def feeds(frame: pd.DataFrame, session: Any) -> dict[str, np.ndarray]:
-    """ONNX Runtime inputs from a frame of raw columns (one [n, 1] array per column)."""
-    out = {}
-    for inp in session.get_inputs():
-        values = frame[inp.name].to_numpy()
-        if inp.type == "tensor(string)":
-            out[inp.name] = values.astype(object).reshape(-1, 1)
-        else:
-            dtype = np.float64 if inp.type == "tensor(double)" else np.float32
-            out[inp.name] = values.astype(dtype).reshape(-1, 1)
-    return out
+KINDS = {"tensor(double)": np.float64, "tensor(float)": np.float32, "tensor(string)": object}
+
+
+def input_kinds(sess: Any) -> list[tuple[str, Any]]:
+    """The twin's inputs: (raw column name, numpy dtype), in input order."""
+    return [(i.name, KINDS[i.type]) for i in sess.get_inputs()]
+
+
+def feeds(columns: Mapping[str, Any], kinds: list[tuple[str, Any]]) -> dict[str, np.ndarray]:
+    """ONNX Runtime inputs, one [n, 1] array per raw column, from a frame or any mapping of
+    column name -> values (the service passes lists built from request rows)."""
+    return {name: np.asarray(columns[name], dtype=dtype).reshape(-1, 1) for name, dtype in kinds}
 
 
 def session(model_bytes: bytes) -> Any:
@@ -166,7 +167,7 @@ def session(model_bytes: bytes) -> Any:
 def verify(pipeline: Pipeline, model_bytes: bytes, X: pd.DataFrame) -> Verification:
     """Compare the twin with the pipeline on `X`: same labels, probabilities within TOLERANCE."""
     sess = session(model_bytes)
-    labels, probabilities = sess.run(None, feeds(X, sess))
+    labels, probabilities = sess.run(None, feeds(X, input_kinds(sess)))
     expected_labels = pipeline.predict(X)
     expected = pipeline.predict_proba(X)
     return Verification(
