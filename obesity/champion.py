@@ -44,7 +44,8 @@ class OnnxPredictor:
 
     def predict(self, rows: Sequence[Any]) -> tuple[list[str], np.ndarray]:
         columns = {name: [getattr(r, name) for r in rows] for name, _ in self.kinds}
-        labels, probabilities = self.session.run(None, onnx_twin.feeds(columns, self.kinds))  # as verified
+        # the feeding code the twin was verified with
+        labels, probabilities = self.session.run(None, onnx_twin.feeds(columns, self.kinds))
         return [str(label) for label in labels], probabilities
 
 

@@ -11,7 +11,6 @@ _T_START = time.perf_counter()
 
 import logging  # noqa: E402
 import sys  # noqa: E402
-import tempfile  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 
