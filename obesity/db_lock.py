@@ -47,6 +47,7 @@ def db_lock(url: str, name: str) -> Iterator[None]:
             return
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
         lock_file = Path(database).with_name(f"{Path(database).name}.{safe}.lock")
+        lock_file.parent.mkdir(parents=True, exist_ok=True)  # as sqlite would for its file
         with open(lock_file, "a+") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
