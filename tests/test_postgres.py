@@ -43,21 +43,28 @@ def mlflow_server(postgres, tmp_path_factory):
         yield url
 
 
-def test_postgres_lock_is_exclusive_across_processes(postgres):
+def assert_exclusive(url: str) -> None:
     """Two processes take the same lock; the second waits until the first lets go."""
-    url = f"{postgres}/optuna"
     code = ("import sys, time; from obesity.db_lock import db_lock\n"
             "with db_lock(sys.argv[1], 'study:x'):\n print('held', flush=True); time.sleep(1.5)\n")
     holder = subprocess.Popen([sys.executable, "-c", code, url], cwd=ROOT, stdout=subprocess.PIPE,
                               text=True)
     assert holder.stdout.readline().strip() == "held"
     tick = time.monotonic()
+    with db_lock(url, "study:other"):  # another name is another lock: no wait
+        assert time.monotonic() - tick < 0.5
     with db_lock(url, "study:x"):
         waited = time.monotonic() - tick
-    with db_lock(url, "study:other"):  # another name is another lock: no wait
-        pass
     holder.wait(timeout=30)
     assert waited > 0.5
+
+
+def test_postgres_lock_is_exclusive_across_processes(postgres):
+    assert_exclusive(f"{postgres}/optuna")
+
+
+def test_sqlite_lock_is_exclusive_across_processes(tmp_path):
+    assert_exclusive(f"sqlite:///{tmp_path}/optuna.db")
 
 
 def test_postgres_two_workers_share_one_study_and_promote_once(postgres, mlflow_server, tmp_path):
