@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import optuna
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
 from omegaconf import OmegaConf
-from optuna.trial import Trial, TrialState
+from optuna.trial import FrozenTrial, Trial, TrialState
 
 import obesity.sqlite_tuning  # noqa: F401  (WAL for the embedded stores)
 from obesity import owner
@@ -25,11 +25,15 @@ log = logging.getLogger("obesity.sweep")
 OWNER_ATTR = "owner"  # trial user attr: the sweep process (host:pid) that asked for the trial
 
 
-def fail_orphaned_trials(study: optuna.Study) -> list[int]:
-    """Mark FAIL the RUNNING trials whose owning sweep process is dead; return their numbers."""
+def fail_orphaned_trials(study: optuna.Study,
+                         trials: Sequence[FrozenTrial] | None = None) -> list[int]:
+    """Mark FAIL the RUNNING trials (of `trials`, default: the study's) whose owning sweep
+    process is dead; return their numbers."""
     failed = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if owner.is_dead(trial.user_attrs.get(OWNER_ATTR)):
+    if trials is None:
+        trials = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in trials:
+        if trial.state == TrialState.RUNNING and owner.is_dead(trial.user_attrs.get(OWNER_ATTR)):
             study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
             failed.append(trial.number)
     return failed
@@ -84,12 +88,15 @@ class ResumableSweeperImpl(OptunaSweeperImpl):
                  f" ({running} running in other workers)" if running else "")
         while True:
             with db_lock(self.storage, lock_name(self.study_name)):
-                orphans = fail_orphaned_trials(study)
+                # one read of the study per batch: finished or running anywhere, minus the dead
+                taken = study.get_trials(deepcopy=False, states=(
+                    TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
+                orphans = fail_orphaned_trials(study, taken)
                 if orphans:
                     log.warning("study %s: marked FAIL the trials of a dead sweep: %s",
                                 study.study_name, orphans)
-                taken = count(study, TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
-                trials = [study.ask() for _ in range(min(self.n_jobs, total - taken))]
+                left = total - (len(taken) - len(orphans))
+                trials = [study.ask() for _ in range(min(self.n_jobs, left))]
                 for trial in trials:  # owned before the lock is released: others count them
                     trial.set_user_attr(OWNER_ATTR, me)
             if not trials:
