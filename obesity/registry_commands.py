@@ -25,9 +25,10 @@ def _versions(client: MlflowClient, name: str) -> list[ModelVersion]:
     try:
         model = client.get_registered_model(name)
     except MlflowException:
+        data = name.removeprefix("obesity_") if name.startswith("obesity_") else None
         raise RegistryError(
             f"no registered model {name!r} yet: run a sweep (python -m obesity.train -m "
-            f"sweep=rf) to register one") from None
+            f"sweep=rf{f' data={data}' if data else ''}) to register one") from None
     found = client.search_model_versions(f"name = '{name}'", max_results=10_000)
     for v in found:  # search results leave aliases empty; the model knows them
         v.aliases = sorted(a for a, ver in model.aliases.items() if str(ver) == str(v.version))
