@@ -22,7 +22,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(api, name)
     if name == "RegistryError":
-        from obesity.promotion import RegistryError
+        from obesity.errors import RegistryError
 
         return RegistryError
     raise AttributeError(f"module 'obesity' has no attribute {name!r}")

@@ -72,10 +72,9 @@ def load_data(cfg: DictConfig | None = None) -> pd.DataFrame:
 
 
 def load_champion(cfg: DictConfig | None = None, alias: str | None = None) -> Any:
-    """The fitted Pipeline registered as `registry.model_name@alias` (default: champion)."""
-    import mlflow
-
-    from obesity import promotion, tracking
+    """The fitted Pipeline registered as `registry.model_name@alias` (default: champion),
+    loaded only if it is a model the framework produced (obesity.model_files)."""
+    from obesity import model_files, promotion, tracking
     from mlflow.tracking import MlflowClient
 
     cfg = cfg if cfg is not None else compose()
@@ -87,7 +86,7 @@ def load_champion(cfg: DictConfig | None = None, alias: str | None = None) -> An
         raise promotion.RegistryError(
             f"no {reg.model_name}@{alias} in {tracking.redact(reg.tracking_uri)}: run a sweep "
             f"(python -m obesity.train -m sweep=rf) or python -m obesity.registry promote VERSION")
-    return mlflow.sklearn.load_model(f"models:/{reg.model_name}/{version.version}")
+    return model_files.load_pipeline(reg.model_name, version.version)
 
 
 def command_line(cfg: DictConfig) -> str:

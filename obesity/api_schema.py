@@ -8,7 +8,9 @@ field (msgspec itself stops at the first).
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -96,6 +98,54 @@ class ErrorBody(msgspec.Struct):
     errors: list[FieldError] = []
 
 
+class MalformedBody(ValueError):
+    """Bytes that are not one JSON document (not UTF-8, truncated, NaN literals, too deep)."""
+
+
+class OutOfRange(str):
+    """A JSON number no float64 can hold (`1e400`, a 5000-digit integer), kept as its text."""
+
+
+def _number(text: str) -> float | OutOfRange:
+    # the digits are not converted when there are too many: int() refuses > 4300 of them
+    if len(text) > 400:
+        return OutOfRange(text)
+    value = float(text)
+    return value if math.isfinite(value) else OutOfRange(text)
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_leniently(body: bytes) -> Any:
+    """The body as Python objects for naming bad fields: unlike msgspec it keeps numbers out of
+    float range (as `OutOfRange`), so the field holding one can be named. Raises MalformedBody
+    naming what is wrong with bytes that are not JSON at all."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedBody(f"the body is not valid UTF-8: byte 0x{body[exc.start]:02x} at "
+                            f"position {exc.start} ({exc.reason})") from None
+    try:
+        return json.loads(text, parse_float=_number, parse_int=_number, parse_constant=_no_constant)
+    except RecursionError:
+        raise MalformedBody("malformed JSON: nested too deeply") from None
+    except ValueError as exc:  # json.JSONDecodeError is one
+        raise MalformedBody(f"malformed JSON: {clip(str(exc))}") from None
+
+
+_PATH = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+
+
+def error_at_path(message: str) -> FieldError:
+    """msgspec's error (`Expected float, got str - at $.rows[0].Age`) as a named field error."""
+    match = _PATH.search(message)
+    if match is None:
+        return FieldError("body", clip(message))
+    return FieldError(match["path"] or "body", clip(message[:match.start()]))
+
+
 def clip(text: str) -> str:
     return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + "…"
 
@@ -117,6 +167,10 @@ def person_errors(obj: Any, where: str = "") -> list[FieldError]:
             errors.append(FieldError(where + name, "required field is missing"))
             continue
         value = obj[name]
+        if isinstance(value, OutOfRange):
+            errors.append(FieldError(where + name, f"number out of range for a float "
+                                                   f"(got {clip(str(value))})"))
+            continue
         if name in LEVELS:
             if value not in LEVELS[name]:  # msgspec's own message would echo the whole value
                 errors.append(FieldError(where + name, f"must be one of {', '.join(LEVELS[name])} "

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from http import HTTPStatus
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, NoReturn
 
 import anyio
 import msgspec
@@ -32,6 +32,7 @@ from obesity.api_schema import (
     BatchPrediction,
     ErrorBody,
     FieldError,
+    MalformedBody,
     Health,
     ModelInfo,
     ModelRef,
@@ -39,6 +40,8 @@ from obesity.api_schema import (
     Prediction,
     RowPrediction,
     batch_errors,
+    error_at_path,
+    parse_leniently,
     person_errors,
 )
 from obesity.champion import ModelHolder, ServedModel
@@ -64,16 +67,8 @@ def no_model_detail(cfg: DictConfig) -> str:
 def _current(state: State) -> ServedModel:
     model = state.holder.current  # one read: the request finishes on this model, whatever swaps
     if model is None:
-        raise ServiceUnavailableException(detail=no_model_detail(state.cfg))
+        raise ServiceUnavailableException(detail=state.holder.problem or no_model_detail(state.cfg))
     return model
-
-
-def _decode(body: bytes) -> Any:
-    try:
-        return msgspec.json.decode(body)
-    except (msgspec.DecodeError, RecursionError) as exc:  # NaN literals, truncation, deep nesting
-        message = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-        raise ApiError(400, f"malformed JSON: {message}") from None
 
 
 def _checked_body(kind: type) -> Any:
@@ -89,20 +84,30 @@ def _checked_body(kind: type) -> Any:
         limit = request.app.state.cfg.batch_limit
         try:
             value = msgspec.json.decode(body, type=kind)
-        except msgspec.ValidationError as exc:
-            obj = _decode(body)
-            if kind is Batch and isinstance(obj, dict) and isinstance(obj.get("rows"), list) \
-                    and len(obj["rows"]) > limit:
-                raise ApiError(413, f"a batch holds at most {limit} rows (got {len(obj['rows'])})")
-            errors = person_errors(obj) if kind is Person else batch_errors(obj)
-            raise ApiError(400, "invalid input", errors or [FieldError("body", str(exc))]) from None
-        except (msgspec.DecodeError, RecursionError) as exc:
-            _decode(body)  # names what is malformed, if untyped decoding fails too
-            raise ApiError(400, f"malformed JSON: {exc}") from None
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+            # malformed: let the lenient parser name the problem (a field if it can)
+            _invalid(body, kind, limit, exc)
         if kind is Batch and len(value.rows) > limit:
             raise ApiError(413, f"a batch holds at most {limit} rows (got {len(value.rows)})")
 
     return check
+
+
+def _invalid(body: bytes, kind: type, limit: int, exc: Exception) -> NoReturn:
+    """The 4xx for a body msgspec refused (`exc`), naming every bad field where there are any."""
+    try:
+        obj = parse_leniently(body)
+    except MalformedBody as malformed:
+        raise ApiError(400, str(malformed)) from None
+    if kind is Batch and isinstance(obj, dict) and isinstance(obj.get("rows"), list) \
+            and len(obj["rows"]) > limit:
+        raise ApiError(413, f"a batch holds at most {limit} rows (got {len(obj['rows'])})")
+    errors = person_errors(obj) if kind is Person else batch_errors(obj)
+    if not errors and isinstance(exc, msgspec.ValidationError):
+        errors = [error_at_path(str(exc))]  # e.g. a bad first value of a duplicated key
+    if not errors:
+        raise ApiError(400, f"malformed JSON: {exc}")
+    raise ApiError(400, "invalid input", errors)
 
 
 ERRORS = {
@@ -181,14 +186,17 @@ def internal_error(request: Request, exc: Exception) -> Response[ErrorBody]:
     return Response(body, status_code=500)
 
 
-async def _follow_alias(holder: ModelHolder, interval: float) -> None:
+async def _follow_alias(holder: ModelHolder, first: asyncio.Future, interval: float) -> None:
+    """Finish the first load, then check the alias every `interval` seconds. ModelHolder
+    reports (once) what goes wrong; nothing here may stop the service."""
+    with contextlib.suppress(Exception):
+        await first
     while True:
         await asyncio.sleep(interval)
         try:
             await anyio.to_thread.run_sync(holder.refresh)
-        except Exception:  # a registry hiccup must not stop the service: keep the current model
-            log.exception("could not check %s@%s; still serving %s", holder.cfg.model_name,
-                          holder.cfg.alias, holder.current.version if holder.current else "nothing")
+        except Exception:  # a bug, not a registry problem (those the holder reports itself)
+            log.exception("checking %s@%s failed", holder.cfg.model_name, holder.cfg.alias)
 
 
 class StrictStructSchemaPlugin(StructSchemaPlugin):
@@ -207,18 +215,19 @@ def create_app(cfg: DictConfig) -> Litestar:
 
     if not 1 <= cfg.batch_limit <= MAX_BATCH_ROWS:
         raise ConfigError(f"batch_limit must be between 1 and {MAX_BATCH_ROWS} (got {cfg.batch_limit})")
-    tracking.setup(cfg.registry)  # the stores this service reads its model from
+    tracking.use_stores(cfg.registry)  # where the model comes from; nothing is opened yet
 
     @contextlib.asynccontextmanager
     async def model_lifespan(app: Litestar) -> AsyncIterator[None]:
+        """Start listening with the model if it loads within `load_wait_s`, else at once: a
+        store that cannot be read, or a slow load, never keeps the service from answering."""
         holder = app.state.holder = ModelHolder(cfg)
-        try:
-            await anyio.to_thread.run_sync(holder.refresh)
-        except Exception:
-            log.exception("could not load %s@%s at start-up", cfg.model_name, cfg.alias)
-        if holder.current is None:
-            log.warning("%s", no_model_detail(cfg))
-        poller = asyncio.create_task(_follow_alias(holder, cfg.reload_interval_s))
+        first = asyncio.ensure_future(anyio.to_thread.run_sync(holder.refresh))
+        await asyncio.wait({first}, timeout=cfg.load_wait_s)
+        if holder.current is None and holder.problem is None:
+            log.warning("%s", "still loading the model" if not first.done()
+                        else no_model_detail(cfg))
+        poller = asyncio.create_task(_follow_alias(holder, first, cfg.reload_interval_s))
         try:
             yield
         finally:

@@ -18,7 +18,8 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 from omegaconf import DictConfig
 
-from obesity import onnx_twin
+from obesity import model_files, onnx_twin, stores
+from obesity.errors import ModelRefused, RegistryError
 
 log = logging.getLogger("obesity.serve")
 
@@ -79,22 +80,41 @@ class ServedModel:
 
 
 def load(version: Any, alias: str, cfg: DictConfig) -> ServedModel:
-    """Load one registered version for serving (making its ONNX twin first if it has none)."""
-    import mlflow
-
-    uri = f"models:/{version.name}/{version.version}"
+    """Load one registered version for serving: its verified ONNX twin (made now if it has
+    none), else its sklearn pipeline. Either way the version's model file must pass
+    obesity.model_files (skops with reviewed types only), or it is refused (ModelRefused)."""
+    skops_path = model_files.checked_file(version.name, version.version)
     pipeline = None
     if cfg.use_onnx and "onnx" not in version.tags and cfg.export_onnx:
-        pipeline = mlflow.sklearn.load_model(uri)
+        pipeline = model_files.load_file(skops_path)
         version = _attach_twin(version, pipeline)
+    predictor: Predictor | None = None
     if cfg.use_onnx and version.tags.get("onnx") == "verified":
-        path = mlflow.artifacts.download_artifacts(run_id=version.run_id,
-                                                   artifact_path=onnx_twin.ARTIFACT)
-        predictor: Predictor = OnnxPredictor(Path(path).read_bytes())
-    else:
-        predictor = SklearnPredictor(pipeline or mlflow.sklearn.load_model(uri))
+        predictor = _onnx_predictor(version)
+    if predictor is None:
+        predictor = SklearnPredictor(pipeline or model_files.load_file(skops_path))
     return ServedModel(version.name, str(version.version), alias, version.run_id,
                        dict(version.tags), predictor)
+
+
+def _onnx_predictor(version: Any) -> OnnxPredictor | None:
+    """The twin's predictor; None (and one warning) when its file is gone or unreadable: the
+    version's sklearn pipeline serves instead."""
+    import mlflow
+
+    try:
+        path = mlflow.artifacts.download_artifacts(run_id=version.run_id,
+                                                   artifact_path=onnx_twin.ARTIFACT)
+        return OnnxPredictor(Path(path).read_bytes())
+    except Exception as exc:  # missing artifact, corrupt file: the pipeline still answers
+        log.warning("%s version %s: its ONNX twin cannot be loaded (%s): serving its sklearn "
+                    "pipeline", version.name, version.version, _first_line(exc))
+        return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _attach_twin(version: Any, pipeline: Any) -> Any:
@@ -116,31 +136,88 @@ def _attach_twin(version: Any, pipeline: Any) -> Any:
 
 
 class ModelHolder:
-    """The current model of a service and how it follows the registry alias."""
+    """The current model of a service and how it follows the registry alias.
+
+    `problem` says why the service has no model (or cannot move to the alias's version): the
+    store cannot be read, the version's files are gone, the version is refused. Each problem is
+    logged once, when it appears; a refused version is not tried again until the alias moves.
+    """
 
     def __init__(self, cfg: DictConfig) -> None:
         self.cfg = cfg
         self.current: ServedModel | None = None
+        self.problem: str | None = None
+        self._logged: str | None = None  # the last problem logged: each is logged once
+        self._refused: str | None = None  # the version the alias names that was refused
         self._refreshing = threading.Lock()
 
     def refresh(self) -> bool:
         """Load the version the alias names if it is not the one served; True when swapped."""
-        from mlflow.tracking import MlflowClient
-
-        from obesity import promotion
-
         with self._refreshing:  # one load at a time, however often the poller fires
-            version = promotion.alias_version(MlflowClient(), self.cfg.model_name, self.cfg.alias)
+            try:
+                version = self._alias_version()
+            except Exception as exc:  # store unreadable or unreachable: keep what is served
+                self._report(f"cannot read the model registry at "
+                             f"{stores.redact(self.cfg.registry.tracking_uri)}: {_first_line(exc)}")
+                return False
             if version is None:
                 if self.current is not None:
-                    log.warning("alias %s of %s is gone: still serving version %s",
-                                self.cfg.alias, self.cfg.model_name, self.current.version)
+                    self._report(f"alias {self.cfg.alias} of {self.cfg.model_name} is gone: "
+                                 f"still serving version {self.current.version}", logging.WARNING)
+                else:
+                    self._clear()
                 return False
-            if self.current is not None and self.current.version == str(version.version):
+            number = str(version.version)
+            if self.current is not None and self.current.version == number:
+                self._clear()
                 return False
-            new = load(version, self.cfg.alias, self.cfg)
+            if number == self._refused:  # reported when refused; waits for the alias to move
+                return False
+            self._refused = None
+            label = f"{self.cfg.model_name} version {number} ({self.cfg.alias})"
+            if self.current is None:
+                self.problem = f"loading {label}: not ready yet"
+            try:
+                new = load(version, self.cfg.alias, self.cfg)
+            except ModelRefused as exc:
+                self._refused = number
+                self._report(f"refused to load {label}: {exc}")
+                return False
+            except RegistryError as exc:  # e.g. its files are gone: the message says how to repair
+                self._report(f"cannot load {label}: {exc}")
+                return False
+            except Exception as exc:
+                self._report(f"cannot load {label}: {type(exc).__name__}: {_first_line(exc)}")
+                return False
             old, self.current = self.current, new  # the swap: one reference assignment
+            self._clear()
             log.info("serving %s version %s (%s@%s) via %s%s", new.name, new.version, new.name,
                      new.alias, new.predictor.backend,
                      f", was version {old.version}" if old else "")
             return True
+
+    def _alias_version(self) -> Any:
+        """The version the alias names; None when there is none (or no store yet)."""
+        from mlflow.exceptions import MlflowException
+        from mlflow.tracking import MlflowClient
+
+        if not stores.check_sqlite(self.cfg.registry.tracking_uri, "MLflow store", create=False):
+            return None  # nothing was ever stored there: no model yet
+        try:
+            return MlflowClient().get_model_version_by_alias(self.cfg.model_name, self.cfg.alias)
+        except MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                return None
+            raise
+
+    def _report(self, problem: str, level: int = logging.ERROR) -> None:
+        if self.current is not None and level == logging.ERROR:
+            problem += f"; still serving version {self.current.version}"
+        if problem != self._logged:
+            log.log(level, "%s", problem)
+        self.problem = self._logged = problem
+
+    def _clear(self) -> None:
+        if self._logged is not None and self.current is not None:
+            log.info("resolved: serving %s version %s", self.current.name, self.current.version)
+        self.problem = self._logged = None

@@ -157,6 +157,7 @@ ESTIMATOR_TARGETS: list[str] = [schema._target_ for schema in MODEL_SCHEMAS.valu
 EXECUTION_WHITELIST: list[str] = [
     *ESTIMATOR_TARGETS,
     "obesity.sweep_tracking.SweepTracking",
+    "obesity.config_checks.ConfigCheck",
     "obesity.search_spaces.*",
     "optuna.samplers.*",
     "hydra_plugins.hydra_optuna_sweeper.*",
@@ -175,10 +176,15 @@ class ServeConfig:
     model_name: str = II("registry.model_name")
     alias: str = II("registry.champion_alias")
     reload_interval_s: float = 10.0  # how often the alias is checked for a new version
+    load_wait_s: float = 20.0  # start-up waits this long for the first model, then listens anyway
     batch_limit: int = 1000  # rows in one /predict/batch request
     body_limit_bytes: int = 2_000_000  # ~1000 rows of JSON, with room
     use_onnx: bool = True  # serve the verified ONNX twin when the version has one
     export_onnx: bool = True  # make the twin at first load when a version has none
+    # Bounds on clients (uvicorn, and obesity.http_limits for what uvicorn lacks):
+    header_timeout_s: float = 10.0  # a request head must arrive whole within this (slowloris)
+    keep_alive_timeout_s: int = 5  # an idle keep-alive connection is closed after this
+    limit_concurrency: int = 1000  # connections + requests in flight; beyond: 503 at once
     log_level: str = "info"
     access_log: bool = False  # one log line per request costs a fifth of a fast request
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,10 +177,35 @@ def select_features(frame: pd.DataFrame, exclude: list[str] | tuple[str, ...] = 
 
 def split(dataset: Dataset, test_size: float, seed: int, stratify: bool = True,
           exclude: list[str] | tuple[str, ...] = ()) -> Split:
-    """A seeded (and by default label-stratified) train/test split of the deduplicated rows."""
+    """A seeded (and by default label-stratified) train/test split of the deduplicated rows.
+
+    DataError, naming the class and its count, when the data is too small for the split."""
     X = select_features(dataset.frame, exclude)
     y = dataset.frame[TARGET]
+    counts = y.value_counts()
+    n_test = math.ceil(test_size * len(y))
+    if stratify:
+        rare = counts[counts < 2]
+        if len(rare):
+            raise DataError(f"{dataset.path}: class {rare.index[0]!r} has {rare.iloc[0]} row(s); "
+                            "a stratified test split (data.stratify=true) needs at least 2 in "
+                            "every class")
+        if not len(counts) <= n_test <= len(y) - len(counts):
+            raise DataError(f"{dataset.path}: data.test_size={test_size} holds out {n_test} of "
+                            f"{len(y)} rows; a stratified split of {len(counts)} classes needs "
+                            f"at least {len(counts)} rows on each side")
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=test_size, random_state=seed, stratify=y if stratify else None
     )
     return Split(X_train, X_test, y_train, y_test)
+
+
+def check_folds(dataset: Dataset, split_: Split, cv_folds: int) -> None:
+    """DataError unless every class of the data has `cv_folds` rows in the training split
+    (stratified k-fold CV needs one per fold; fewer gives meaningless per-class scores)."""
+    counts = split_.y_train.value_counts().reindex(dataset.frame[TARGET].unique(), fill_value=0)
+    short = counts[counts < cv_folds].sort_values()
+    if len(short):
+        raise DataError(f"{dataset.path}: class {short.index[0]!r} has {short.iloc[0]} row(s) in "
+                        f"the training split; cv_folds={cv_folds} needs at least {cv_folds} in "
+                        "every class (use fewer folds, or more rows of that class)")

@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import hashlib
 import re
+import threading
 from functools import cache
 from pathlib import Path
 from typing import Any, Iterator
@@ -34,9 +35,29 @@ def _engine(url: str) -> Any:
     return create_engine(url, poolclass=NullPool)  # the lock lives as long as its connection
 
 
+_HELD = threading.local()  # the locks this thread holds: taking one again is a no-op
+
+
 @contextlib.contextmanager
 def db_lock(url: str, name: str) -> Iterator[None]:
-    """Hold the lock `name` in the database at `url` for the duration of the block."""
+    """Hold the lock `name` in the database at `url` for the duration of the block.
+
+    Re-entrant within a thread (an alias move inside a promotion that holds the lock already);
+    exclusive between threads and processes."""
+    held: set = _HELD.__dict__.setdefault("locks", set())
+    if (url, name) in held:
+        yield
+        return
+    with _acquire(url, name):
+        held.add((url, name))
+        try:
+            yield
+        finally:
+            held.discard((url, name))
+
+
+@contextlib.contextmanager
+def _acquire(url: str, name: str) -> Iterator[None]:
     from sqlalchemy.engine import make_url
 
     backend = make_url(url).get_backend_name()

@@ -11,3 +11,16 @@ class DataError(ObesityError):
 
 class ConfigError(ObesityError):
     """The composed configuration is inconsistent (beyond what the structured schema catches)."""
+
+
+class StoreError(ObesityError):
+    """A store (MLflow's, Optuna's) cannot be opened: named with its location and the cause."""
+
+
+class RegistryError(ObesityError):
+    """Unknown model, version or alias, or an alias move the rules refuse."""
+
+
+class ModelRefused(RegistryError):
+    """A registered version the framework will not load: not a model it produced and verified
+    (e.g. a pickle, or skops holding types nobody reviewed)."""

@@ -8,17 +8,19 @@ Rules (config `registry`):
   margin ON THE SAME TEST SPLIT: the stored test score when the data md5 and split match,
   otherwise the champion is re-scored on the candidate's test split.
 - every alias move is a registered-model tag `alias_log.NNNNNN` (who, when, from, to, why);
-  `rollback` walks that log back.
+  `rollback` walks that log back. Alias moves on one model are serialised (stores.registry_lock).
+- a registered version is decided exactly once: the tag `promotion` is written (under the lock)
+  after its aliases moved; a rerun that finds a registered version without it (the process was
+  killed in between) finishes the decision.
+- only a model the framework produced can become champion (obesity.model_files), even forced.
 """
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import json
 import logging
 import socket
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -29,17 +31,16 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-from obesity import tracking
+from obesity import model_files, tracking
 from obesity.config import feature_columns
-from obesity.errors import ObesityError
+from obesity.errors import ModelRefused, RegistryError
+from obesity.stores import registry_lock
 
 log = logging.getLogger("obesity.promotion")
 LOG_PREFIX = "alias_log."
+DECIDED_TAG = "promotion"  # on a version once its aliases were decided (the decision's why)
 METRIC_TAGS = ("test_f1_macro", "test_accuracy", "cv_f1_macro_mean", "cv_accuracy_mean")
-
-
-class RegistryError(ObesityError):
-    """Unknown model, version or alias, or an alias move the rules refuse."""
+__all__ = ["RegistryError", "registry_lock"]  # re-exported: older imports keep working
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,10 @@ def promote_run(cfg: DictConfig, best_run: Run, sweep_run_id: str | None = None)
         f"name = '{reg.model_name}' and tags.refit_of = '{best_run.info.run_id}'")
     if done:  # a rerun of a finished study: its best trial is registered already
         v = done[0]
+        if DECIDED_TAG not in v.tags:  # killed between registering and deciding: finish it
+            log.info("best run %s is registered as version %s but was never decided: deciding "
+                     "now", best_run.info.run_id, v.version)
+            return decide_version(client, cfg, v)
         log.info("best run %s is registered already as version %s: nothing to promote",
                  best_run.info.run_id, v.version)
         return Promotion(str(v.version), v.tags.get("validation_status", "?"), None,
@@ -108,32 +113,41 @@ def register_and_promote(cfg: DictConfig, result, sweep_run_id: str | None = Non
     }
     version = mlflow.register_model(result.model_uri, reg.model_name, tags=tags)
     version = client.get_model_version(reg.model_name, version.version)
-    if reg.onnx_twin:  # before any alias moves, so a service never sees the version without it
+    return decide_version(client, cfg, version, model=result.model)
+
+
+def decide_version(client: MlflowClient, cfg: DictConfig, version: ModelVersion,
+                   model=None) -> Promotion:
+    """Give a registered version its ONNX twin, then move challenger and (guarded) champion,
+    exactly once: a version with the `promotion` tag was decided already."""
+    reg = cfg.registry
+    if reg.onnx_twin and "onnx" not in version.tags:
+        # before any alias moves, so a service never sees the version without it
         from obesity import onnx_twin
 
+        if model is None:
+            model = model_files.load_pipeline(reg.model_name, version.version)
         split = test_split_of(version)
-        onnx_twin.attach(client, result.model, version, split.X_test[feature_columns(cfg.data)])
+        onnx_twin.attach(client, model, version, split.X_test[feature_columns(cfg.data)])
     champion = None
     with registry_lock(reg):  # concurrent promotions decide against the champion one at a time
-        set_alias(client, reg.model_name, reg.challenger_alias, version.version, "new candidate")
+        version = client.get_model_version(reg.model_name, version.version)
+        if DECIDED_TAG in version.tags:  # another process finished it meanwhile
+            return Promotion(str(version.version), version.tags.get("validation_status", "?"),
+                             None, version.tags[DECIDED_TAG])
+        challenger = alias_version(client, reg.model_name, reg.challenger_alias)
+        if challenger is None or challenger.version != version.version:
+            set_alias(client, reg, reg.challenger_alias, version.version, "new candidate")
         decision = decide(client, reg, version)
         if decision.promote:
-            set_alias(client, reg.model_name, reg.champion_alias, version.version, decision.why)
+            set_alias(client, reg, reg.champion_alias, version.version, decision.why)
             champion = str(version.version)
-    log.info("registered %s version %s (%s, %s=%.4f): %s", reg.model_name, version.version,
-             status, reg.promotion_metric, score,
+        client.set_model_version_tag(reg.model_name, version.version, DECIDED_TAG, decision.why)
+    status = version.tags.get("validation_status", "?")
+    log.info("registered %s version %s (%s, %s=%s): %s", reg.model_name, version.version,
+             status, reg.promotion_metric, version.tags.get(reg.promotion_metric, "?"),
              f"now {reg.champion_alias}: {decision.why}" if decision.promote else decision.why)
     return Promotion(str(version.version), status, champion, decision.why)
-
-
-def registry_lock(reg: DictConfig) -> AbstractContextManager:
-    """Serialise alias decisions on `reg.model_name` across processes (sweep workers, CLI), with
-    a lock in the study database; without one configured there is nothing shared to lock."""
-    if not reg.study_storage:
-        return contextlib.nullcontext()
-    from obesity.db_lock import db_lock
-
-    return db_lock(reg.study_storage, f"registry:{reg.model_name}")
 
 
 def split_id(cfg: DictConfig) -> str:
@@ -150,6 +164,10 @@ def decide(client: MlflowClient, reg: DictConfig, candidate: ModelVersion,
     if status != "approved":
         return Decision(False, f"version {candidate.version} is {status}: {metric}={score:.4f} "
                                f"< threshold {threshold}; never champion")
+    try:
+        model_files.check(reg.model_name, candidate.version)
+    except ModelRefused as exc:
+        return Decision(False, f"refused: {exc}")
     champion = alias_version(client, reg.model_name, reg.champion_alias)
     if champion is None:
         return Decision(True, f"no {reg.champion_alias} yet")
@@ -177,7 +195,7 @@ def score_on_same_split(client: MlflowClient, champion: ModelVersion, candidate:
     from obesity import evaluate
 
     split = test_split_of(candidate)
-    model = mlflow.pyfunc.load_model(f"models:/{champion.name}/{champion.version}")
+    model = model_files.load_pipeline(champion.name, champion.version)
     return evaluate.score(model, split.X_test, split.y_test).metrics[metric]
 
 
@@ -198,16 +216,20 @@ def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion |
         return None
 
 
-def set_alias(client: MlflowClient, name: str, alias: str, version: str, why: str,
+def set_alias(client: MlflowClient, reg: DictConfig, alias: str, version: str | int, why: str,
               kind: str = "move") -> None:
-    """Point `alias` at `version` and append the move to the model's alias log."""
-    previous = alias_version(client, name, alias)
-    client.set_registered_model_alias(name, alias, version)
-    entry = {"alias": alias, "from": previous.version if previous else None, "to": str(version),
-             "kind": kind, "why": why, "who": f"{getpass.getuser()}@{socket.gethostname()}",
-             "when": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    n = len(alias_log(client, name))
-    client.set_registered_model_tag(name, f"{LOG_PREFIX}{n:06d}", json.dumps(entry))
+    """Point `alias` at `version` and append the move to the model's alias log, under the
+    registry lock (re-entrant: callers that decide first hold it already)."""
+    name = reg.model_name
+    with registry_lock(reg):
+        previous = alias_version(client, name, alias)
+        client.set_registered_model_alias(name, alias, str(version))
+        entry = {"alias": alias, "from": previous.version if previous else None,
+                 "to": str(version), "kind": kind, "why": why,
+                 "who": f"{getpass.getuser()}@{socket.gethostname()}",
+                 "when": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        n = len(alias_log(client, name))
+        client.set_registered_model_tag(name, f"{LOG_PREFIX}{n:06d}", json.dumps(entry))
 
 
 def alias_log(client: MlflowClient, name: str) -> list[dict]:
@@ -218,6 +240,11 @@ def alias_log(client: MlflowClient, name: str) -> list[dict]:
 
 def rollback(client: MlflowClient, reg: DictConfig) -> str:
     """Point champion back at the version it held before its last (not yet undone) move."""
+    with registry_lock(reg):  # the log read and the move are one step
+        return _rollback(client, reg)
+
+
+def _rollback(client: MlflowClient, reg: DictConfig) -> str:
     stack: list[dict] = []
     for entry in alias_log(client, reg.model_name):
         if entry["alias"] != reg.champion_alias:
@@ -230,6 +257,6 @@ def rollback(client: MlflowClient, reg: DictConfig) -> str:
     if not stack or stack[-1]["from"] is None:
         raise RegistryError(f"{reg.model_name}: no previous {reg.champion_alias} to roll back to")
     last = stack[-1]
-    set_alias(client, reg.model_name, reg.champion_alias, last["from"],
+    set_alias(client, reg, reg.champion_alias, last["from"],
               f"rollback of the move {last['from']} -> {last['to']}", kind="rollback")
     return last["from"]

@@ -11,8 +11,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-from obesity import promotion, tracking
-from obesity.promotion import RegistryError
+from obesity import model_files, promotion, tracking
+from obesity.errors import RegistryError
 
 
 def _client(cfg: DictConfig) -> MlflowClient:
@@ -74,8 +74,6 @@ def versions(cfg: DictConfig, args: argparse.Namespace) -> str:
 
 
 def compare(cfg: DictConfig, args: argparse.Namespace) -> str:
-    import mlflow
-
     reg = cfg.registry
     client = _client(cfg)
     a, b = _version(client, reg.model_name, args.a), _version(client, reg.model_name, args.b)
@@ -84,8 +82,8 @@ def compare(cfg: DictConfig, args: argparse.Namespace) -> str:
     rows = [{"metric": k, f"v{a.version}": ma.get(k, np.nan), f"v{b.version}": mb.get(k, np.nan),
              "diff": mb.get(k, np.nan) - ma.get(k, np.nan)} for k in names]
     split = promotion.test_split_of(a)
-    pred_a = mlflow.pyfunc.load_model(f"models:/{reg.model_name}/{a.version}").predict(split.X_test)
-    pred_b = mlflow.pyfunc.load_model(f"models:/{reg.model_name}/{b.version}").predict(split.X_test)
+    pred_a = model_files.load_pipeline(reg.model_name, a.version).predict(split.X_test)
+    pred_b = model_files.load_pipeline(reg.model_name, b.version).predict(split.X_test)
     agreement = float(np.mean(np.asarray(pred_a) == np.asarray(pred_b)))
     same = a.tags.get("data_md5") == b.tags.get("data_md5")
     return (pd.DataFrame(rows).to_string(index=False, float_format=lambda x: f"{x:.4f}")
@@ -115,8 +113,8 @@ def promote(cfg: DictConfig, args: argparse.Namespace) -> str:
         decision = promotion.decide(client, reg, candidate, force=args.force)
         if not decision.promote:
             raise RegistryError(f"not promoted: {decision.why}")
-        promotion.set_alias(client, reg.model_name, reg.champion_alias, candidate.version,
-                            decision.why, kind="promote")
+        promotion.set_alias(client, reg, reg.champion_alias, candidate.version, decision.why,
+                            kind="promote")
     return f"{reg.champion_alias} -> version {candidate.version}: {decision.why}"
 
 
@@ -127,8 +125,7 @@ def alias(cfg: DictConfig, args: argparse.Namespace) -> str:
                             "(it is guarded)")
     client = _client(cfg)
     version = _version(client, reg.model_name, args.version)
-    promotion.set_alias(client, reg.model_name, args.name, version.version, "set by hand",
-                        kind="alias")
+    promotion.set_alias(client, reg, args.name, version.version, "set by hand", kind="alias")
     return f"{args.name} -> version {version.version}"
 
 

@@ -18,10 +18,12 @@ from omegaconf import OmegaConf
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 import obesity.sqlite_tuning  # noqa: F401  (WAL for the embedded stores)
-from obesity import owner
+from obesity import owner, stores
 from obesity.db_lock import db_lock
+from obesity.errors import StoreError
 
 log = logging.getLogger("obesity.sweep")
+TAKEN = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)  # count toward n_trials
 OWNER_ATTR = "owner"  # trial user attr: the sweep process (host:pid) that asked for the trial
 
 
@@ -63,6 +65,11 @@ class ResumableSweeperImpl(OptunaSweeperImpl):
             super().sweep(arguments)
             return
         assert self.launcher is not None and self.job_idx is not None and self.config is not None
+        try:
+            stores.check_sqlite(self.storage, "Optuna study storage", create=True)
+        except StoreError as exc:
+            log.error("%s", exc)
+            raise SystemExit(1) from None
         self._process_searchspace_config()
         space, fixed_params, fixed_overrides = create_params_from_overrides(
             [*self._parse_sweeper_params_config(), *arguments])
@@ -74,8 +81,6 @@ class ResumableSweeperImpl(OptunaSweeperImpl):
         with db_lock(self.storage, lock_name(self.study_name)):
             study = optuna.create_study(study_name=self.study_name, storage=self.storage,
                                         directions=directions, load_if_exists=True)
-        if self.sampler_factory is not None:  # reseeded: a resumed or second worker does not
-            study.sampler = self.sampler_factory(len(study.trials))  # replay the first's trials
         total, me = self.n_trials, owner.me()
         orphans = fail_orphaned_trials(study)
         if orphans:
@@ -89,13 +94,20 @@ class ResumableSweeperImpl(OptunaSweeperImpl):
         while True:
             with db_lock(self.storage, lock_name(self.study_name)):
                 # one read of the study per batch: finished or running anywhere, minus the dead
-                taken = study.get_trials(deepcopy=False, states=(
-                    TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
+                every = study.get_trials(deepcopy=False)
+                taken = [t for t in every if t.state in TAKEN]
                 orphans = fail_orphaned_trials(study, taken)
                 if orphans:
                     log.warning("study %s: marked FAIL the trials of a dead sweep: %s",
                                 study.study_name, orphans)
                 left = total - (len(taken) - len(orphans))
+                if self.sampler_factory is not None:
+                    # Reseeded from the number of trials the study holds, read under the lock:
+                    # it grows with every batch asked anywhere, so no two batches (of one
+                    # worker or of several started together) share a seed, and one worker's
+                    # sweep stays reproducible. A seed read once at start was the same for
+                    # workers started together: they ran identical trials.
+                    study.sampler = self.sampler_factory(len(every))
                 trials = [study.ask() for _ in range(min(self.n_jobs, left))]
                 for trial in trials:  # owned before the lock is released: others count them
                     trial.set_user_attr(OWNER_ATTR, me)

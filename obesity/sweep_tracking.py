@@ -97,8 +97,14 @@ class SweepTracking(Callback):
 
         from obesity import owner, tracking
 
+        from obesity.errors import ObesityError
+
         warm_up_workers(config)
-        experiment_id = tracking.setup(config.registry)
+        try:  # creates a fresh store under a lock: workers starting together do not race
+            experiment_id = tracking.setup(config.registry)
+        except ObesityError as exc:
+            log.error("%s", exc)
+            raise SystemExit(1) from None  # one line, not Hydra's traceback
         client = MlflowClient()
         killed = tracking.kill_orphaned_runs(client, experiment_id)
         if killed:

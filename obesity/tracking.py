@@ -19,35 +19,42 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from omegaconf.errors import InterpolationResolutionError  # noqa: E402
 
+from obesity import stores  # noqa: E402
+from obesity.stores import redact  # noqa: E402,F401  (re-exported)
 from obesity.config import flatten  # noqa: E402
+from obesity.model_files import SKOPS_TRUSTED_TYPES  # noqa: E402,F401  (what log_model trusts)
 from obesity.errors import ConfigError  # noqa: E402
 
-# Types skops may load besides its own defaults: reviewed once here, never "trust everything".
-SKOPS_TRUSTED_TYPES = [
-    "obesity.features.AddBMI",  # our own BMI step
-    "sklearn.tree._tree.Tree",  # rf, et
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",  # hgb
-]
 _MAX_PARAM_CHARS = 6000  # MLflow's limit on one param value
 RESOLVED_CONFIG = "config/resolved.yaml"  # every run's exact config: what a refit reruns
 
 
-def setup(registry_cfg: DictConfig) -> str:
-    """Point MLflow at the configured store and return the experiment id (created if missing)."""
+def use_stores(registry_cfg: DictConfig) -> str:
+    """Point MLflow at the configured store (touching nothing yet) and return its URI."""
     try:
         uri = registry_cfg.tracking_uri
-        registry_cfg.registry_uri  # noqa: B018  (resolve it now, to fail here if it cannot)
+        registry_uri = registry_cfg.registry_uri  # resolved now, to fail here if it cannot
     except InterpolationResolutionError as exc:  # e.g. registry=server without its env var
         raise ConfigError(f"registry={registry_cfg.name} needs its environment (set it, or use "
                           f"registry=local): {exc}") from None
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
-    if registry_cfg.registry_uri:
-        mlflow.set_registry_uri(registry_cfg.registry_uri)
+    if registry_uri:
+        mlflow.set_registry_uri(registry_uri)
+    return uri
+
+
+def setup(registry_cfg: DictConfig) -> str:
+    """Point MLflow at the configured store and return the experiment id (created if missing).
+
+    An embedded store that cannot be opened fails at once (StoreError naming the file); a fresh
+    one is created under a lock, so processes starting together do not race in its migrations.
+    """
+    uri = use_stores(registry_cfg)
     key = (uri, registry_cfg.registry_uri, registry_cfg.experiment)
     if key not in _EXPERIMENT_IDS:  # once per process: sweep workers run many trials
-        _EXPERIMENT_IDS[key] = _experiment_id(registry_cfg)
+        stores.check_sqlite(uri, "MLflow store", create=True)
+        with stores.creation_lock(registry_cfg):
+            _EXPERIMENT_IDS[key] = _experiment_id(registry_cfg)
     return _EXPERIMENT_IDS[key]
 
 
@@ -105,16 +112,6 @@ def kill_orphaned_runs(client: MlflowClient, experiment_id: str) -> list[str]:
             client.set_terminated(run.info.run_id, "KILLED")
             killed.append(run.info.run_id)
     return killed
-
-
-def redact(url: str) -> str:
-    """A storage URL without its password, fit for logs and tags."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a database URL: nothing secret in it
-        return url
 
 
 def run_config(run_id: str) -> DictConfig:

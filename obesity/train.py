@@ -24,7 +24,7 @@ from sklearn.pipeline import Pipeline  # noqa: E402
 
 from obesity import config as _config  # noqa: E402,F401  (registers the schemas)
 from obesity import data as data_io  # noqa: E402
-from obesity import evaluate, owner, pipeline, sweep_tracking, tracking  # noqa: E402
+from obesity import config_checks, evaluate, owner, pipeline, sweep_tracking, tracking  # noqa: E402
 from obesity.errors import ConfigError, ObesityError  # noqa: E402
 
 IMPORT_SECONDS = time.perf_counter() - _T_START
@@ -49,6 +49,7 @@ def run(cfg: DictConfig, overrides: list[str] | None = None, parent_run_id: str 
 
     `parent_run_id` nests the run under a sweep's parent run; `tags` are added to the run's.
     """
+    config_checks.check(cfg)  # ranges and references, before anything is read or opened
     if cfg.objective not in evaluate.OBJECTIVES:
         raise ConfigError(f"objective={cfg.objective!r}: choose one of {', '.join(evaluate.OBJECTIVES)}")
     timings: dict[str, float] = {}
@@ -57,6 +58,7 @@ def run(cfg: DictConfig, overrides: list[str] | None = None, parent_run_id: str 
     dataset = data_io.load(cfg.data.path)
     split = data_io.split(dataset, cfg.data.test_size, cfg.data.split_seed,
                           cfg.data.stratify, cfg.data.exclude)
+    data_io.check_folds(dataset, split, cfg.cv_folds)
     timings["data"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
@@ -139,7 +141,9 @@ def _task_overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
-@hydra.main(config_path=str(_config.CONFIG_DIR), config_name="train")
+# The whitelist covers instantiate() and the logging config (handler factories).
+@hydra.main(config_path=str(_config.CONFIG_DIR), config_name="train",
+            execution_whitelist=_config.EXECUTION_WHITELIST)
 def main(cfg: DictConfig) -> float:
     """Hydra entrypoint: one run, or one trial of a sweep."""
     try:
@@ -161,5 +165,4 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    with hydra.utils.execution_whitelist(_config.EXECUTION_WHITELIST):
-        main()
+    main()

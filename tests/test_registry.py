@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import subprocess
 import sys
+import threading
 
 import pytest
 from mlflow.tracking import MlflowClient
 
 from obesity import registry as registry_module
-from tests.conftest import ROOT, register
+from tests.conftest import ROOT, compose_train, register
 
 
 def registry_cli(outputs, *args: str) -> subprocess.CompletedProcess:
@@ -151,3 +153,92 @@ def test_each_data_config_has_its_own_registered_model(registry):
     client = MlflowClient(f"sqlite:///{outputs}/mlflow.db")
     assert client.get_model_version_by_alias("obesity_lifestyle", "champion").version in (1, "1")
     assert aliases(outputs) == before
+
+
+class Killed(BaseException):
+    """`kill -9` at this point: nothing of the killed call runs after it (our code catches
+    Exception, never BaseException)."""
+
+
+def test_a_promotion_killed_before_its_aliases_moved_is_finished_by_the_rerun(tmp_path, monkeypatch):
+    from obesity import promotion, train
+
+    cfg = compose_train(["model=lr", "cv_folds=2"], tmp_path)
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    best = client.get_run(train.run(cfg).run_id)  # a finished run, as a sweep's best trial is
+    decide_version = promotion.decide_version
+
+    def killed(*args, **kwargs):
+        raise Killed
+
+    monkeypatch.setattr(promotion, "decide_version", killed)  # right after register_model
+    with pytest.raises(Killed):
+        promotion.promote_run(cfg, best)
+    monkeypatch.setattr(promotion, "decide_version", decide_version)
+    [version] = client.search_model_versions("name = 'obesity_full'")
+    assert client.get_registered_model("obesity_full").aliases == {}
+    assert "onnx" not in version.tags and promotion.DECIDED_TAG not in version.tags
+
+    finished = promotion.promote_run(cfg, best)  # the rerun of the same sweep's end
+    assert (finished.version, finished.champion) == ("1", "1")
+    assert aliases(tmp_path) == {"champion": "1", "challenger": "1"}
+    version = client.get_model_version("obesity_full", "1")
+    assert version.tags["onnx"] == "verified" and version.tags[promotion.DECIDED_TAG]
+    assert [(e["alias"], e["to"]) for e in promotion.alias_log(client, "obesity_full")] == \
+        [("challenger", "1"), ("champion", "1")]
+
+    again = promotion.promote_run(cfg, best)  # decided exactly once
+    assert again.why == "registered already"
+    assert len(promotion.alias_log(client, "obesity_full")) == 2
+    assert len(client.search_model_versions("name = 'obesity_full'")) == 1
+
+
+@pytest.mark.parametrize("second", [{"command": "alias", "name": "canary", "version": "1"},
+                                    {"command": "rollback"}])
+def test_alias_moves_on_one_model_are_serialised(registry, monkeypatch, second):
+    """Two moves that both reach the alias log at once: a barrier lets them meet if nothing
+    serialises them (then both write the same log index); with the lock the first waits out
+    the barrier alone and the log stays complete and contiguous."""
+    from obesity import promotion, registry_commands
+    from obesity.errors import RegistryError
+
+    outputs, _ = registry
+    cfg = compose_train([], outputs)  # composed once: Hydra's compose is not thread-safe
+    client = MlflowClient(f"sqlite:///{outputs}/mlflow.db")
+    before = promotion.alias_log(client, "obesity_full")
+    barrier = threading.Barrier(2, timeout=3)
+    read_log = promotion.alias_log
+
+    def log_read_at_the_same_moment(client_, name):
+        entries = read_log(client_, name)
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait()
+        return entries
+
+    monkeypatch.setattr(promotion, "alias_log", log_read_at_the_same_moment)
+    codes = {}
+
+    def run(key: str, command: str, **args: str) -> None:  # what the CLI's main calls
+        try:
+            getattr(registry_commands, command)(cfg, argparse.Namespace(**args))
+            codes[key] = 0
+        except RegistryError:  # e.g. nothing left to roll back
+            codes[key] = 1
+
+    commands = {"first": {"command": "alias", "name": "staging", "version": "1"}, "second": second}
+    threads = [threading.Thread(target=run, args=(k,), kwargs=c) for k, c in commands.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    monkeypatch.setattr(promotion, "alias_log", read_log)
+    after = read_log(client, "obesity_full")
+    moved = sum(code == 0 for code in codes.values())
+    assert codes["first"] == 0 and len(after) == len(before) + moved
+    tags = client.get_registered_model("obesity_full").tags
+    assert sorted(k for k in tags if k.startswith("alias_log.")) == \
+        [f"alias_log.{i:06d}" for i in range(len(after))]
+    assert barrier.broken  # the two moves never were inside together
+    if second["command"] == "rollback" and codes["second"] == 0:  # leave champion where it was
+        promotion.set_alias(client, compose_train([], outputs).registry, "champion",
+                            after[-1]["from"], "test: undo the rollback")

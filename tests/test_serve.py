@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -40,7 +44,7 @@ def registry(tmp_path_factory):
     register(outputs, ["model=rf", "model.n_estimators=60"])
     register(outputs, ["model=hgb", "model.max_iter=60", "registry.onnx_twin=false"])
     client = MlflowClient(f"sqlite:///{outputs}/mlflow.db")
-    promotion.set_alias(client, MODEL, "champion", "1", "test: start from v1")
+    promotion.set_alias(client, compose_serve(outputs).registry, "champion", "1", "test: start from v1")
     return outputs
 
 
@@ -153,7 +157,7 @@ def server(registry):
     port = local_servers.free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "obesity.serve", f"paths.root={ROOT}", f"paths.outputs={registry}",
-         f"port={port}", "reload_interval_s=0.2"],
+         f"port={port}", "reload_interval_s=0.2", "header_timeout_s=1"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     local_servers.wait_for(lambda: httpx.get(f"{base}/ready").status_code == 200,
@@ -204,7 +208,7 @@ def test_champion_swaps_under_load_without_a_failed_request(server, registry, te
         w.start()
     time.sleep(1.0)
     client = MlflowClient(f"sqlite:///{registry}/mlflow.db")
-    promotion.set_alias(client, MODEL, "champion", "2", "test: swap under load")
+    promotion.set_alias(client, compose_serve(registry).registry, "champion", "2", "test: swap under load")
     deadline = time.monotonic() + 90  # v2 has no twin yet: the service makes one, then swaps
     while httpx.get(f"{server}/ready").json()["version"] != "2" and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -222,3 +226,154 @@ def test_champion_swaps_under_load_without_a_failed_request(server, registry, te
     info = httpx.get(f"{server}/model").json()
     assert (info["version"], info["backend"]) == ("2", "onnx")  # its twin was made at first load
     assert client.get_model_version(MODEL, "2").tags["onnx"] == "verified"
+
+
+def test_bytes_that_are_not_utf8_and_numbers_out_of_range_are_named(registry, test_rows):
+    good = json.dumps(as_json(test_rows.head(1))[0], separators=(",", ":")).encode()
+    age = good.split(b'"Age":')[1].split(b",")[0]
+    cases = {  # body -> (status, field or words the answer must name)
+        good.replace(b'"Gender":"', b'"Gender":"\xe9'): "not valid UTF-8: byte 0xe9",
+        good.replace(b'"Age"', b'"A\xffge"'): "not valid UTF-8: byte 0xff",
+        good.replace(b'"Age":' + age, b'"Age":"x","Age":25'): "Age",  # a duplicate key, first bad
+        good.replace(b'"Age":' + age, b'"Age":1e400'): "Age",
+        good.replace(b'"Age":' + age, b'"Age":' + b"9" * 5000): "Age",
+    }
+    assert all(body != good for body in cases)
+    with TestClient(app=create_app(compose_serve(registry))) as client:
+        for body, named in cases.items():
+            for path, content in (("/predict", body), ("/predict/batch", b'{"rows":[' + body + b"]}")):
+                response = client.post(path, content=content,
+                                       headers={"content-type": "application/json"})
+                answer = response.json()
+                assert response.status_code == 400, (path, body[:60], answer)
+                assert set(answer) == {"status", "error", "detail", "errors"}
+                if named == "Age":
+                    prefix = "rows[0]." if path.endswith("batch") else ""
+                    assert [e["field"] for e in answer["errors"]] == [prefix + "Age"], answer
+                else:
+                    assert named in answer["detail"], answer
+
+
+def test_an_unreadable_store_is_named_and_the_model_comes_when_it_returns(registry, tmp_path,
+                                                                         test_rows):
+    row = as_json(test_rows.head(1))[0]
+    store = tmp_path / "mlflow.db"
+    store.write_bytes(b"this is not a sqlite database " * 50)
+    with TestClient(app=create_app(compose_serve(tmp_path, "reload_interval_s=0.2"))) as client:
+        assert client.get("/health").status_code == 200
+        for response in (client.get("/ready"), client.post("/predict", json=row)):
+            assert response.status_code == 503
+            assert f"{store}: file is not a database" in response.json()["detail"]
+        # the store comes back (a consistent copy of a real registry, sqlite's backup API)
+        source, copy = sqlite3.connect(registry / "mlflow.db"), sqlite3.connect(tmp_path / "new.db")
+        source.backup(copy)
+        source.close(), copy.close()
+        os.replace(tmp_path / "new.db", store)
+        deadline = time.monotonic() + 60
+        while client.get("/ready").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert client.get("/ready").json()["name"] == MODEL
+        assert client.post("/predict", json=row).status_code == 200
+
+
+def test_missing_files_are_named_and_a_missing_twin_falls_back_to_sklearn(tmp_path):
+    register(tmp_path, ["model=lr"])
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    version = client.get_model_version(MODEL, "1")
+    [twin] = tmp_path.glob(f"mlartifacts/**/{version.run_id}/artifacts/onnx/model.onnx")
+    twin.unlink()
+    cfg = compose_serve(tmp_path, "reload_interval_s=0.2")
+    with TestClient(app=create_app(cfg)) as http:
+        assert http.get("/model").json()["backend"] == "sklearn"
+    model_dir = client.get_model_version_download_uri(MODEL, "1").removeprefix("file://")
+    shutil.rmtree(model_dir)
+    with TestClient(app=create_app(cfg)) as http:
+        detail = http.get("/ready").json()["detail"]
+        assert "version 1" in detail and model_dir in detail and "rollback" in detail
+        assert "does not exist" not in detail  # it exists; its files are gone
+
+
+class CodeInAPickle:
+    """Unpickling this creates a folder: proof that the pickle's code ran."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.makedirs, (self.marker,))
+
+
+def test_a_version_the_framework_did_not_produce_is_never_loaded_or_promoted(tmp_path, capfd):
+    from obesity import tracking
+    from tests.test_registry import registry_cli
+
+    register(tmp_path, ["model=lr"])  # v1: a real champion
+    cfg = compose_serve(tmp_path, "reload_interval_s=0.1")
+    marker = tmp_path / "the-pickle-ran"
+    tracking.setup(cfg.registry)
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(CodeInAPickle(str(marker)), name="model",
+                                        serialization_format="pickle", pip_requirements=[])
+    version = mlflow.register_model(info.model_uri, MODEL, tags={
+        "validation_status": "approved", "test_f1_macro": "0.999"})  # tags anyone can write
+    forced = registry_cli(tmp_path, "promote", str(version.version), "--force")
+    assert forced.returncode == 1 and "pickle" in forced.stderr and "refused" in forced.stderr
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    client.set_registered_model_alias(MODEL, "champion", str(version.version))  # around the CLI
+    capfd.readouterr()
+    with TestClient(app=create_app(cfg)) as http:
+        time.sleep(1.0)  # ten polls of the alias
+        response = http.get("/ready")
+        assert response.status_code == 503 and "refused" in response.json()["detail"]
+        assert "pickle" in response.json()["detail"]
+        client.set_registered_model_alias(MODEL, "champion", "1")
+        deadline = time.monotonic() + 30
+        while http.get("/ready").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert http.get("/ready").json()["version"] == "1"
+    assert not marker.exists()
+    assert capfd.readouterr().err.count("refused to load") == 1  # once, not once per poll
+
+
+def test_serve_applies_the_execution_whitelist(tmp_path):
+    """Neither a Hydra callback nor a logging handler factory can make the service run code."""
+    (tmp_path / "src").write_text("x")
+    logging_dir = tmp_path / "configs" / "hydra" / "job_logging"
+    logging_dir.mkdir(parents=True)
+    (logging_dir / "evil.yaml").write_text(
+        "version: 1\nhandlers:\n  console:\n    class: logging.StreamHandler\n"
+        "  evil:\n    (): shutil.copyfile\n"
+        f"    src: {tmp_path / 'src'}\n    dst: {tmp_path / 'copied2'}\n"
+        "root:\n  handlers: [evil]\n")
+    attacks = [
+        ["+hydra.callbacks.x._target_=shutil.copyfile", f"+hydra.callbacks.x.src={tmp_path / 'src'}",
+         f"+hydra.callbacks.x.dst={tmp_path / 'copied1'}"],
+        ["--config-dir", str(tmp_path / "configs"), "hydra/job_logging=evil"],
+    ]
+    for attack in attacks:
+        proc = subprocess.run(
+            [sys.executable, "-m", "obesity.serve", f"paths.outputs={tmp_path}", "port=9", *attack],
+            cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert proc.returncode != 0 and "whitelist" in proc.stderr, proc.stderr[-2000:]
+    assert not (tmp_path / "copied1").exists() and not (tmp_path / "copied2").exists()
+
+
+def test_slow_clients_do_not_hold_connections(server):
+    """Half a request head, then nothing: the server closes it after header_timeout_s (1 s in
+    the fixture); a normal client on a kept-alive connection is served meanwhile."""
+    host, port = server.removeprefix("http://").split(":")
+    slow = []
+    for _ in range(50):
+        sock = socket.create_connection((host, int(port)))
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-")
+        slow.append(sock)
+    with httpx.Client(base_url=server) as http:
+        assert http.get("/health").status_code == 200
+        time.sleep(2.5)
+        closed = 0
+        for sock in slow:
+            sock.settimeout(2)
+            closed += sock.recv(100) == b""  # the server's FIN
+            sock.close()
+        assert closed == 50
+        assert http.get("/health").status_code == 200

@@ -1,0 +1,102 @@
+"""Checks of values the structured schemas can only type: ranges and references.
+
+`python -m obesity.train model.max_depth=abc` fails in the schema; `data.test_size=1.5` is a
+valid float and used to end in a scikit-learn traceback after a run was opened. These checks run
+right after composing, before any store or folder is touched: through the `ConfigCheck` Hydra
+callback (before Hydra creates the run dir) and again at the top of every training run (the
+Python API, DVC stages and each sweep trial with its sampled values).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from obesity.contract import FEATURE_NAMES, TARGET
+from obesity.errors import ConfigError
+
+log = logging.getLogger(__name__)
+MAX_SEED = 2**32 - 1  # numpy's and scikit-learn's random_state range
+
+
+def _seed(problems: list[str], key: str, value: Any) -> None:
+    if not 0 <= value <= MAX_SEED:
+        problems.append(f"{key}={value}: a seed must be between 0 and {MAX_SEED}")
+
+
+def _outputs(problems: list[str], outputs: str) -> None:
+    try:
+        Path(outputs).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        problems.append(f"paths.outputs={outputs}: the folder cannot be created "
+                        f"({exc.strerror or exc})")
+
+
+def train_problems(cfg: DictConfig) -> list[str]:
+    """Every out-of-range or dangling value of a training config, each naming its key."""
+    problems: list[str] = []
+    data = cfg.data
+    if not 0 < data.test_size < 1:
+        problems.append(f"data.test_size={data.test_size}: the share of rows held out for the "
+                        "test split must be between 0 and 1 (exclusive)")
+    if cfg.cv_folds < 2:
+        problems.append(f"cv_folds={cfg.cv_folds}: cross-validation needs at least 2 folds")
+    _seed(problems, "data.split_seed", data.split_seed)
+    _seed(problems, "seed", cfg.seed)
+    if cfg.n_jobs == 0:
+        problems.append("n_jobs=0: use a number of processes (1, 2, ...) or -1 for all cores")
+    for name in data.exclude:
+        if name == TARGET:
+            problems.append(f"data.exclude=[{name}]: {name} is the label, not a feature")
+        elif name not in FEATURE_NAMES:
+            problems.append(f"data.exclude=[{name}]: no such feature; features: "
+                            f"{', '.join(FEATURE_NAMES)}")
+    if set(FEATURE_NAMES) <= set(data.exclude):
+        problems.append("data.exclude removes every feature")
+    _outputs(problems, cfg.paths.outputs)
+    return problems
+
+
+def serve_problems(cfg: DictConfig) -> list[str]:
+    problems: list[str] = []
+    if not 0 <= cfg.port <= 65535:
+        problems.append(f"port={cfg.port}: must be between 0 and 65535")
+    for key in ("reload_interval_s", "header_timeout_s", "keep_alive_timeout_s"):
+        if not cfg[key] > 0:
+            problems.append(f"{key}={cfg[key]}: must be positive")
+    if cfg.load_wait_s < 0:
+        problems.append(f"load_wait_s={cfg.load_wait_s}: must be 0 or more")
+    if cfg.limit_concurrency < 1:
+        problems.append(f"limit_concurrency={cfg.limit_concurrency}: must be 1 or more")
+    return problems
+
+
+def check(cfg: DictConfig) -> None:
+    """ConfigError listing every problem of a train or serve config."""
+    problems = train_problems(cfg) if "model" in cfg else serve_problems(cfg)
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+class ConfigCheck(Callback):
+    """Hydra callback: check the composed config before Hydra makes a run or sweep dir, and
+    stop with one line (exit 1) if it is wrong."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config)
+
+    @staticmethod
+    def _check(config: DictConfig) -> None:
+        try:
+            check(config)
+        except ConfigError as exc:
+            log.error("%s", exc)
+            raise SystemExit(1) from None  # Hydra reports other exceptions with a traceback

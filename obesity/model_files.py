@@ -1,0 +1,100 @@
+"""Loading a registered model the safe way: only what the framework itself logs.
+
+MLflow's own loader trusts the model: it unpickles a pickle, and for skops it reads the list of
+trusted types from the model's own MLmodel file, so a crafted version can run code in whatever
+loads it. Here a version loads only when its MLmodel says skops and the skops file holds no type
+beyond skops' defaults and the reviewed `SKOPS_TRUSTED_TYPES`; anything else is `ModelRefused`.
+Files that cannot be read (artifacts deleted, store down) are a `RegistryError` naming where.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from obesity.errors import ModelRefused, RegistryError
+
+# Types skops may load besides its own defaults: reviewed once here, never "trust everything".
+SKOPS_TRUSTED_TYPES = [
+    "obesity.features.AddBMI",  # our own BMI step
+    "sklearn.tree._tree.Tree",  # rf, et
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",  # hgb
+]
+REPAIR = ("repair: `python -m obesity.registry rollback`, or promote another version "
+          "(`python -m obesity.registry promote VERSION`)")
+
+
+def download(name: str, version: str | int) -> Path:
+    """The files of `name` version `version` in a local folder (RegistryError if unreadable)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}"))
+    except (MlflowException, OSError) as exc:
+        try:
+            where = MlflowClient().get_model_version_download_uri(name, str(version))
+        except MlflowException:
+            where = "its artifact location"
+        cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise RegistryError(f"{name} version {version}: its model files cannot be read from "
+                            f"{where} ({cause}); {REPAIR}") from None
+
+
+def skops_file(folder: Path, label: str) -> Path:
+    """The skops file of a downloaded model, after checking that it is one (ModelRefused)."""
+    try:
+        mlmodel = yaml.safe_load((folder / "MLmodel").read_text())
+        flavor = mlmodel["flavors"]["sklearn"]
+        serialization, filename = flavor.get("serialization_format"), flavor["pickled_model"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        raise ModelRefused(f"{label} is not a sklearn model logged by this framework "
+                           f"(MLmodel: {type(exc).__name__} {exc})") from None
+    if serialization != "skops":
+        raise ModelRefused(f"{label} is saved as {serialization!r}, not skops: loading it could "
+                           "run any code it holds, so it is never loaded or promoted")
+    path = (folder / filename).resolve()
+    if folder.resolve() not in path.parents or not path.is_file():
+        raise ModelRefused(f"{label}: its MLmodel names a model file outside the model")
+    return path
+
+
+def check_types(path: Path, label: str) -> None:
+    """ModelRefused unless every type in the skops file is a default or a reviewed one."""
+    import skops.io
+
+    try:
+        untrusted = set(skops.io.get_untrusted_types(file=path)) - set(SKOPS_TRUSTED_TYPES)
+    except Exception as exc:  # not a skops archive at all
+        raise ModelRefused(f"{label}: its skops file cannot be read ({exc})") from None
+    if untrusted:
+        raise ModelRefused(f"{label} holds types nobody reviewed for loading: "
+                           f"{', '.join(sorted(untrusted))}")
+
+
+def check(name: str, version: str | int) -> None:
+    """Is this version one the framework would load? (ModelRefused / RegistryError if not)"""
+    checked_file(name, version)
+
+
+def checked_file(name: str, version: str | int) -> Path:
+    """The local skops file of a version, downloaded and checked (not loaded yet)."""
+    label = f"{name} version {version}"
+    path = skops_file(download(name, version), label)
+    check_types(path, label)
+    return path
+
+
+def load_file(path: Path) -> Any:
+    """Load a skops file that `checked_file` returned."""
+    import skops.io
+
+    return skops.io.load(path, trusted=SKOPS_TRUSTED_TYPES)
+
+
+def load_pipeline(name: str, version: str | int) -> Any:
+    """The sklearn Pipeline of a registered version, loaded only after the checks above."""
+    return load_file(checked_file(name, version))
