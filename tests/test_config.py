@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+
 import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf import OmegaConf
 from sklearn.pipeline import Pipeline
 
-from obesity import pipeline
-from obesity.errors import ConfigError
-from tests.conftest import CONFIGS, compose_train, run_cli
+from obesity import pipeline, train
+from obesity.errors import ConfigError, ObesityError
+from tests.conftest import CONFIGS, ROOT, compose_train, run_cli
 
 MODELS = sorted(p.stem for p in (CONFIGS / "model").glob("*.yaml"))
 DATA = sorted(p.stem for p in (CONFIGS / "data").glob("*.yaml"))
@@ -99,3 +103,33 @@ def test_cli_prints_the_composed_config(tmp_path):
     printed = OmegaConf.create(proc.stdout)
     assert printed.model._target_ == "sklearn.linear_model.LogisticRegression"
 
+
+
+@pytest.mark.parametrize("override, named", [
+    ("data.test_size=1.5", "data.test_size=1.5"), ("data.test_size=0", "data.test_size=0"),
+    ("data.test_size=0.999", "data.test_size=0.999"), ("data.test_size=-0.2", "data.test_size=-0.2"),
+    ("cv_folds=1", "cv_folds=1"), ("cv_folds=0", "cv_folds=0"),
+    ("cv_folds=5000", "cv_folds=5000"), ("data.split_seed=-1", "data.split_seed=-1"),
+    ("seed=-3", "seed=-3"), ("n_jobs=0", "n_jobs=0"),
+    ("data.exclude=[Nope]", "data.exclude=[Nope]"),
+    ("data.exclude=[NObeyesdad]", "NObeyesdad is the label"),
+    ("paths.outputs=/proc/x", "paths.outputs=/proc/x"),
+])
+def test_out_of_range_values_are_named_before_anything_is_opened(tmp_path, override, named):
+    outputs = tmp_path / "o"
+    cfg = compose_train(["model=lr", override], outputs)
+    with pytest.raises(ObesityError, match=re.escape(named)) as error:
+        train.run(cfg)
+    assert "\n" not in str(error.value)
+    assert not (outputs / "mlflow.db").exists()
+
+
+def test_cli_with_an_out_of_range_value_is_one_line_exit_1_and_no_run_dir():
+    """Checked before Hydra makes its run dir (there, an OSError traceback)."""
+    proc = subprocess.run([sys.executable, "-m", "obesity.train", f"paths.root={ROOT}",
+                           "data.test_size=1.5", "paths.outputs=/proc/x"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert "data.test_size=1.5" in line and "paths.outputs=/proc/x" in line

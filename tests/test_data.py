@@ -163,3 +163,24 @@ def test_cli_on_bad_data_exits_non_zero_and_records_nothing_finished(tmp_path, l
 
         with sqlite3.connect(db) as con:
             assert con.execute("select count(*) from runs where status='FINISHED'").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("rows_of_one_class, overrides, needs", [
+    (1, [], "needs at least 2 in every class"),
+    (3, ["cv_folds=5"], "cv_folds=5 needs at least 5 in every class"),
+])
+def test_data_too_small_for_the_split_is_named_before_anything_is_recorded(
+        tmp_path, lines, rows_of_one_class, overrides, needs):
+    """One class with too few rows: one line naming the class, its count and what the settings
+    need; no run opened, no store created."""
+    from obesity import train
+    from tests.conftest import compose_train
+
+    header, body = lines[0], lines[1:]
+    rare = [row for row in body if row.endswith(",Insufficient_Weight")][:rows_of_one_class]
+    small = write(tmp_path, [header, *rare, *(r for r in body if not r.endswith(",Insufficient_Weight"))])
+    cfg = compose_train(["model=lr", f"data.path={small}", *overrides], tmp_path / "o")
+    with pytest.raises(DataError, match="class 'Insufficient_Weight'") as error:
+        train.run(cfg)
+    assert needs in str(error.value) and "\n" not in str(error.value)
+    assert not (tmp_path / "o" / "mlflow.db").exists()

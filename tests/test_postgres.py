@@ -82,6 +82,8 @@ def test_postgres_two_workers_share_one_study_and_promote_once(postgres, mlflow_
     study = optuna.load_study(study_name=STUDY, storage=f"{postgres}/optuna")
     assert sorted(t.number for t in study.trials) == list(range(N_TRIALS))
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    drawn = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(set(drawn)) == N_TRIALS, drawn  # workers started together never repeat a draw
 
     # MLflow: one parent per worker; every trial exactly once, as a child of a worker's parent
     client = MlflowClient(mlflow_server)

@@ -139,3 +139,32 @@ def test_plain_grid_is_one_tree_and_promotes_its_best_run(tmp_path):
     assert parent.data.tags["best_run"] == best.info.run_id
     version = client.get_model_version_by_alias("obesity_full", "champion")
     assert version.tags["refit_of"] == best.info.run_id
+
+
+def test_two_workers_started_together_on_fresh_stores_share_one_study_exactly(tmp_path):
+    """Two sweep processes at the same moment, one fresh sqlite pair of stores: each opens its
+    parent run (the store is created once, under a lock), the study gets exactly n_trials, and
+    no two trials draw the same parameters (each batch is seeded under the study's lock)."""
+    n_trials = 6
+    command = [sys.executable, "-m", "obesity.train", f"paths.root={ROOT}",
+               f"paths.outputs={tmp_path}", "-m", "sweep=lr", f"hydra.sweeper.n_trials={n_trials}",
+               "cv_folds=2", "promote=false"]
+    workers = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True) for _ in range(2)]
+    logs = [w.communicate(timeout=600)[1] for w in workers]
+    for worker, err in zip(workers, logs):
+        assert worker.returncode == 0, err[-3000:]
+        assert "Traceback" not in err and "already exists" not in err
+
+    trials = load_study(tmp_path, "sweep-lr_data-full").trials
+    assert sorted(t.number for t in trials) == list(range(n_trials))
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    drawn = [tuple(sorted(t.params.items())) for t in trials]
+    assert len(set(drawn)) == n_trials, drawn
+
+    client = mlflow_client(tmp_path)
+    parents = {r.info.run_id for r in runs_of(client, "tags.sweep = 'true'")}
+    assert len(parents) == 2
+    children = runs_of(client, "tags.trial != ''")
+    assert sorted(int(r.data.tags["trial"]) for r in children) == list(range(n_trials))
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} <= parents

@@ -9,7 +9,7 @@ from mlflow.tracking import MlflowClient
 
 from obesity import train
 from obesity.contract import CLASSES, FEATURE_NAMES, TARGET
-from obesity.errors import ConfigError
+from obesity.errors import ConfigError, StoreError
 from tests.conftest import FAST, RAW_CSV, compose_train
 
 
@@ -91,3 +91,15 @@ def test_objective_must_be_a_cv_metric(tmp_path):
     with pytest.raises(ConfigError, match="objective='test_f1_macro'"):
         train.run(compose_train(["objective=test_f1_macro"], tmp_path))
     assert not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.parametrize("broken", ["folder", "not_sqlite"])
+def test_a_store_that_cannot_be_opened_fails_at_once_naming_the_file(tmp_path, broken):
+    """MLflow would retry such a store for ~100 s and end in a traceback without the path."""
+    store = tmp_path / "mlflow.db"
+    if broken == "folder":
+        store.mkdir()
+    else:
+        store.write_bytes(b"not a database " * 100)
+    with pytest.raises(StoreError, match=f"cannot open the MLflow store {store}: "):
+        train.run(compose_train(["model=lr", "cv_folds=2"], tmp_path))
