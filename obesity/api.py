@@ -57,10 +57,10 @@ def fit(cfg: DictConfig) -> Any:
     """
     import hydra.utils
 
-    from obesity import config, train
+    from obesity import config, training
 
     with hydra.utils.execution_whitelist(config.EXECUTION_WHITELIST):
-        return train.run(cfg, overrides=command_line(cfg).split()[3:])
+        return training.run(cfg, overrides=command_line(cfg).split()[3:])
 
 
 def load_data(cfg: DictConfig | None = None) -> pd.DataFrame:

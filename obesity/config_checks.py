@@ -22,6 +22,8 @@ from obesity.errors import ConfigError
 
 log = logging.getLogger(__name__)
 MAX_SEED = 2**32 - 1  # numpy's and scikit-learn's random_state range
+# What a sweeper may optimise: cross-validation on the train split only, never the test split.
+OBJECTIVES = ("cv_f1_macro_mean", "cv_accuracy_mean")
 
 
 def _seed(problems: list[str], key: str, value: Any) -> None:
@@ -41,6 +43,8 @@ def train_problems(cfg: DictConfig) -> list[str]:
     """Every out-of-range or dangling value of a training config, each naming its key."""
     problems: list[str] = []
     data = cfg.data
+    if cfg.objective not in OBJECTIVES:
+        problems.append(f"objective={cfg.objective!r}: choose one of {', '.join(OBJECTIVES)}")
     if not 0 < data.test_size < 1:
         problems.append(f"data.test_size={data.test_size}: the share of rows held out for the "
                         "test split must be between 0 and 1 (exclusive)")

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from obesity.contract import COLUMNS, TARGET, Categorical, Numeric
 from obesity.errors import DataError
@@ -194,6 +193,8 @@ def split(dataset: Dataset, test_size: float, seed: int, stratify: bool = True,
             raise DataError(f"{dataset.path}: data.test_size={test_size} holds out {n_test} of "
                             f"{len(y)} rows; a stratified split of {len(counts)} classes needs "
                             f"at least {len(counts)} rows on each side")
+    from sklearn.model_selection import train_test_split  # here: loading data needs no sklearn
+
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=test_size, random_state=seed, stratify=y if stratify else None
     )

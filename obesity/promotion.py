@@ -60,7 +60,7 @@ class Promotion:
 def promote_run(cfg: DictConfig, best_run: Run, sweep_run_id: str | None = None) -> Promotion:
     """Refit `best_run`'s exact config on the train split, score it once on the test split,
     register it and move the aliases. Callable alone with any finished run id."""
-    from obesity import train
+    from obesity import training
 
     client = MlflowClient()
     reg = cfg.registry
@@ -87,13 +87,13 @@ def promote_run(cfg: DictConfig, best_run: Run, sweep_run_id: str | None = None)
             **{f"refit_of_{k}": v for k, v in best_run.data.tags.items() if k == "trial"},
             **{k: v for k, v in best_run.data.tags.items() if k == "study"}}
     overrides = best_run.data.params.get("overrides", "").split()
-    result = train.run(refit_cfg, overrides=overrides, parent_run_id=sweep_run_id, tags=tags)
+    result = training.run(refit_cfg, overrides=overrides, parent_run_id=sweep_run_id, tags=tags)
     return register_and_promote(refit_cfg, result, sweep_run_id=sweep_run_id, extra_tags=tags)
 
 
 def register_and_promote(cfg: DictConfig, result, sweep_run_id: str | None = None,
                          extra_tags: dict[str, str] | None = None) -> Promotion:
-    """Register a logged model (`result` of train.run) and move challenger/champion."""
+    """Register a logged model (`result` of training.run) and move challenger/champion."""
     reg = cfg.registry
     client = MlflowClient()
     run = client.get_run(result.run_id)

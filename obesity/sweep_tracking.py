@@ -81,7 +81,7 @@ def warm_up_workers(config: DictConfig) -> None:
 
 
 def _import_task_module() -> None:
-    import obesity.train  # noqa: F401
+    import obesity.training  # noqa: F401
 
 
 class SweepTracking(Callback):

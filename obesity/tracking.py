@@ -10,6 +10,8 @@ from typing import Any
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# Requirements are passed explicitly (model_requirements): no looking for a uv project.
+os.environ.setdefault("MLFLOW_UV_AUTO_DETECT", "false")
 
 import mlflow  # noqa: E402
 
@@ -24,6 +26,21 @@ from obesity.stores import redact  # noqa: E402,F401  (re-exported)
 from obesity.config import flatten  # noqa: E402
 from obesity.model_files import SKOPS_TRUSTED_TYPES  # noqa: E402,F401  (what log_model trusts)
 from obesity.errors import ConfigError  # noqa: E402
+
+# What loading a logged pipeline needs, pinned to the installed (uv.lock) versions and passed to
+# log_model: MLflow's inference would load the model in a subprocess (~15 s a model, four
+# warnings) and list whatever happened to be imported (pytest, rich). The pipeline's BMI step also
+# needs this project itself (obesity.features), which no package index has.
+MODEL_DISTRIBUTIONS = ("mlflow", "scikit-learn", "skops", "numpy", "scipy", "pandas")
+
+
+@functools.cache
+def model_requirements() -> list[str]:
+    """`name==version` of MODEL_DISTRIBUTIONS as installed here."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in MODEL_DISTRIBUTIONS]
+
 
 _MAX_PARAM_CHARS = 6000  # MLflow's limit on one param value
 RESOLVED_CONFIG = "config/resolved.yaml"  # every run's exact config: what a refit reruns

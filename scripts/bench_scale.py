@@ -7,8 +7,9 @@ promotion) to --trials trials, after one discarded warm-up sweep (cold imports, 
 "2 workers" are two `python -m obesity.train -m ...` processes started together on the
 same study (each its own sweep dir, batches of 1). sqlite: registry=local (MLflow and Optuna in
 sqlite files); PostgreSQL: registry=server (an `mlflow server` on PostgreSQL, Optuna on
-PostgreSQL), both started here on loopback. Prints wall time, trials per minute and the 2-worker
-speed-up; start-up (~8 s per process) is included, as a user waits for it too.
+PostgreSQL), both started here on loopback. Prints wall time, trials per minute, the 2-worker
+speed-up and how many trials repeated another's parameters (work done twice: must be 0);
+start-up is included, as a user waits for it too.
 """
 
 from __future__ import annotations
@@ -42,6 +43,16 @@ def sweep(workers: int, trials: int, outputs: Path, env: dict, registry: str, st
     return time.perf_counter() - tick
 
 
+def repeated_draws(storage: str, study: str) -> int:
+    """Trials whose parameters another trial of the study drew already."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    drawn = [tuple(sorted(t.params.items())) for t in
+             optuna.load_study(study_name=study, storage=storage).trials]
+    return len(drawn) - len(set(drawn))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=16)
@@ -58,17 +69,21 @@ def main() -> None:
                 if backend == "postgresql":
                     env |= {"MLFLOW_TRACKING_URI": tracking, "OPTUNA_STORAGE": f"{pg}/optuna"}
                 registry = "local" if backend == "sqlite" else "server"
-                wall = sweep(workers, args.trials, outputs, env, registry,
-                             f"bench-{backend}-{workers}w")  # a fresh study per setting
-                rows.append((backend, workers, wall))
+                study = f"bench-{backend}-{workers}w"  # a fresh study per setting
+                wall = sweep(workers, args.trials, outputs, env, registry, study)
+                storage = (f"{pg}/optuna" if backend == "postgresql"
+                           else f"sqlite:///{outputs}/optuna.db")
+                repeats = repeated_draws(storage, study)
+                rows.append((backend, workers, wall, repeats))
                 print(f"{backend:<11} {workers} worker(s): {wall:6.1f} s, "
-                      f"{args.trials / wall * 60:5.1f} trials/min", flush=True)
+                      f"{args.trials / wall * 60:5.1f} trials/min, {repeats} repeated", flush=True)
     print()
-    print(f"{'storage':<11}{'workers':>8}{'wall s':>9}{'trials/min':>12}{'speed-up':>10}")
-    for backend, workers, wall in rows:
-        one = next(w for b, n, w in rows if b == backend and n == 1)
+    print(f"{'storage':<11}{'workers':>8}{'wall s':>9}{'trials/min':>12}{'speed-up':>10}"
+          f"{'repeated':>10}")
+    for backend, workers, wall, repeats in rows:
+        one = next(w for b, n, w, _ in rows if b == backend and n == 1)
         print(f"{backend:<11}{workers:>8}{wall:>9.1f}{args.trials / wall * 60:>12.1f}"
-              f"{one / wall:>9.2f}x")
+              f"{one / wall:>9.2f}x{repeats:>10}")
 
 
 if __name__ == "__main__":

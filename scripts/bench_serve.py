@@ -29,10 +29,10 @@ import local_servers  # noqa: E402  (free ports, waiting for a server, the venv'
 def promote_default_model(outputs: Path) -> None:
     """The default training run (rf, 300 trees), registered and made champion."""
     import obesity
-    from obesity import promotion, train
+    from obesity import promotion, training
 
     cfg = obesity.compose([f"paths.outputs={outputs}"])
-    print(promotion.register_and_promote(cfg, train.run(cfg)), file=sys.stderr)
+    print(promotion.register_and_promote(cfg, training.run(cfg)), file=sys.stderr)
 
 
 def test_rows(n: int) -> list[dict]:

@@ -33,7 +33,7 @@ def free_port() -> int:
 
 
 def wait_for(check: Callable[[], bool], what: str, proc: subprocess.Popen,
-             timeout: float = 180) -> None:
+             timeout: float = 180, interval: float = 0.3) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -41,7 +41,7 @@ def wait_for(check: Callable[[], bool], what: str, proc: subprocess.Popen,
         with contextlib.suppress(Exception):
             if check():
                 return
-        time.sleep(0.3)
+        time.sleep(interval)
     raise RuntimeError(f"{what} not up after {timeout}s")
 
 

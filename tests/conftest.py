@@ -32,10 +32,10 @@ def compose_train(overrides: list[str], outputs: Path | None = None):
 
 def register(outputs: Path, overrides: list[str]):
     """Train `overrides` (2 folds) into the stores under `outputs`, register it, move aliases."""
-    from obesity import promotion, train
+    from obesity import promotion, training
 
     cfg = compose_train([*overrides, "cv_folds=2"], outputs)
-    return promotion.register_and_promote(cfg, train.run(cfg))
+    return promotion.register_and_promote(cfg, training.run(cfg))
 
 
 def run_cli(args: list[str], outputs: Path, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -11,7 +11,7 @@ from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf import OmegaConf
 from sklearn.pipeline import Pipeline
 
-from obesity import pipeline, train
+from obesity import pipeline, training
 from obesity.errors import ConfigError, ObesityError
 from tests.conftest import CONFIGS, ROOT, compose_train, run_cli
 
@@ -83,11 +83,11 @@ def test_server_registry_takes_its_uri_from_the_environment(tmp_path, monkeypatc
 
 
 def test_server_registry_without_its_env_var_is_a_clear_error(tmp_path, monkeypatch):
-    from obesity import train
+    from obesity import training
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     with pytest.raises(ConfigError, match="registry=server needs its environment.*MLFLOW_TRACKING_URI"):
-        train.run(compose_train(["registry=server", "model=lr"], tmp_path))
+        training.run(compose_train(["registry=server", "model=lr"], tmp_path))
 
 
 def test_cli_misspelt_override_exits_non_zero_naming_the_key(tmp_path):
@@ -119,7 +119,7 @@ def test_out_of_range_values_are_named_before_anything_is_opened(tmp_path, overr
     outputs = tmp_path / "o"
     cfg = compose_train(["model=lr", override], outputs)
     with pytest.raises(ObesityError, match=re.escape(named)) as error:
-        train.run(cfg)
+        training.run(cfg)
     assert "\n" not in str(error.value)
     assert not (outputs / "mlflow.db").exists()
 
@@ -133,3 +133,33 @@ def test_cli_with_an_out_of_range_value_is_one_line_exit_1_and_no_run_dir():
     assert "Traceback" not in proc.stderr
     [line] = proc.stderr.strip().splitlines()
     assert "data.test_size=1.5" in line and "paths.outputs=/proc/x" in line
+
+
+IMPORTS_OF = """
+import runpy, sys
+module, sys.argv = sys.argv[1], sys.argv[1:]
+try:
+    runpy.run_module(module, run_name="__main__")
+except SystemExit as exit_:
+    print("EXIT", exit_.code)
+print("HEAVY", sorted(m for m in ("mlflow", "sklearn", "onnxruntime") if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("module, args", [
+    ("obesity.train", ["--help"]), ("obesity.train", ["--cfg", "job"]),
+    ("obesity.train", ["model.max_dept=3"]), ("obesity.train", ["model.max_depth=abc"]),
+    ("obesity.train", ["model=xgb"]), ("obesity.train", ["data.path=BAD_CSV"]),
+    ("obesity.serve", ["--help"]), ("obesity.serve", ["--cfg", "job"]),
+    ("obesity.serve", ["prot=1"]),
+])
+def test_paths_that_end_before_a_run_import_no_mlflow_sklearn_or_onnxruntime(tmp_path, module, args):
+    """What an entrypoint imports, read from the process itself (not timed): `--help`, printing
+    the config, a misspelt or mistyped key, an unknown option and a bad data file must answer
+    without loading the heavy libraries."""
+    bad = tmp_path / "bad.csv"
+    bad.write_text("Gender,Age\nMale,20\n")
+    args = [a.replace("BAD_CSV", str(bad)) for a in args]
+    proc = subprocess.run([sys.executable, "-c", IMPORTS_OF, module, f"paths.outputs={tmp_path}",
+                           *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert "HEAVY []" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]

@@ -173,7 +173,7 @@ def test_data_too_small_for_the_split_is_named_before_anything_is_recorded(
         tmp_path, lines, rows_of_one_class, overrides, needs):
     """One class with too few rows: one line naming the class, its count and what the settings
     need; no run opened, no store created."""
-    from obesity import train
+    from obesity import training
     from tests.conftest import compose_train
 
     header, body = lines[0], lines[1:]
@@ -181,6 +181,6 @@ def test_data_too_small_for_the_split_is_named_before_anything_is_recorded(
     small = write(tmp_path, [header, *rare, *(r for r in body if not r.endswith(",Insufficient_Weight"))])
     cfg = compose_train(["model=lr", f"data.path={small}", *overrides], tmp_path / "o")
     with pytest.raises(DataError, match="class 'Insufficient_Weight'") as error:
-        train.run(cfg)
+        training.run(cfg)
     assert needs in str(error.value) and "\n" not in str(error.value)
     assert not (tmp_path / "o" / "mlflow.db").exists()

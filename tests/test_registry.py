@@ -161,11 +161,11 @@ class Killed(BaseException):
 
 
 def test_a_promotion_killed_before_its_aliases_moved_is_finished_by_the_rerun(tmp_path, monkeypatch):
-    from obesity import promotion, train
+    from obesity import promotion, training
 
     cfg = compose_train(["model=lr", "cv_folds=2"], tmp_path)
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
-    best = client.get_run(train.run(cfg).run_id)  # a finished run, as a sweep's best trial is
+    best = client.get_run(training.run(cfg).run_id)  # a finished run, as a sweep's best trial is
     decide_version = promotion.decide_version
 
     def killed(*args, **kwargs):

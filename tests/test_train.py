@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from obesity import train
+from obesity import training
 from obesity.contract import CLASSES, FEATURE_NAMES, TARGET
 from obesity.errors import ConfigError, StoreError
 from tests.conftest import FAST, RAW_CSV, compose_train
@@ -62,7 +62,7 @@ def test_logged_model_predicts_class_names_from_raw_rows(trained_cli):
 def test_in_process_run_reproduces_the_cli_metrics_exactly(trained_cli, tmp_path):
     cli_outputs, _ = trained_cli
     _, cli_run = only_run(cli_outputs)
-    result = train.run(compose_train(["model=rf", *FAST, "log_model=false"], tmp_path))
+    result = training.run(compose_train(["model=rf", *FAST, "log_model=false"], tmp_path))
     assert result.metrics == pytest.approx(
         {k: cli_run.data.metrics[k] for k in result.metrics}, abs=0, rel=0
     )
@@ -71,14 +71,14 @@ def test_in_process_run_reproduces_the_cli_metrics_exactly(trained_cli, tmp_path
 
 def test_another_seed_gives_other_cv_metrics(trained_cli, tmp_path):
     _, cli_run = only_run(trained_cli[0])
-    result = train.run(compose_train(["model=rf", *FAST, "seed=7", "log_model=false",
+    result = training.run(compose_train(["model=rf", *FAST, "seed=7", "log_model=false",
                                       "evaluate_test=false"], tmp_path))
     assert result.metrics["cv_f1_macro_mean"] != cli_run.data.metrics["cv_f1_macro_mean"]
     assert not any(k.startswith("test_") for k in result.metrics)
 
 
 def test_lifestyle_model_is_signed_on_fourteen_raw_columns(tmp_path):
-    result = train.run(compose_train(["model=lr", "data=lifestyle", "cv_folds=3"], tmp_path))
+    result = training.run(compose_train(["model=lr", "data=lifestyle", "cv_folds=3"], tmp_path))
     _, run = only_run(tmp_path)
     assert run.info.status == "FINISHED"
     model = mlflow.pyfunc.load_model(f"runs:/{result.run_id}/model")
@@ -89,7 +89,7 @@ def test_lifestyle_model_is_signed_on_fourteen_raw_columns(tmp_path):
 
 def test_objective_must_be_a_cv_metric(tmp_path):
     with pytest.raises(ConfigError, match="objective='test_f1_macro'"):
-        train.run(compose_train(["objective=test_f1_macro"], tmp_path))
+        training.run(compose_train(["objective=test_f1_macro"], tmp_path))
     assert not (tmp_path / "mlflow.db").exists()
 
 
@@ -102,4 +102,4 @@ def test_a_store_that_cannot_be_opened_fails_at_once_naming_the_file(tmp_path, b
     else:
         store.write_bytes(b"not a database " * 100)
     with pytest.raises(StoreError, match=f"cannot open the MLflow store {store}: "):
-        train.run(compose_train(["model=lr", "cv_folds=2"], tmp_path))
+        training.run(compose_train(["model=lr", "cv_folds=2"], tmp_path))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from obesity import train
+from obesity import training
 from obesity.stages import MODEL_FILE, REPORTS, main, write_json
 
 CV_METRICS = ("cv_accuracy_mean", "cv_accuracy_std", "cv_f1_macro_mean", "cv_f1_macro_std")
@@ -16,7 +16,7 @@ CV_METRICS = ("cv_accuracy_mean", "cv_accuracy_std", "cv_f1_macro_mean", "cv_f1_
 def train_stage(cfg: DictConfig) -> None:
     import skops.io
 
-    result = train.run(cfg, overrides=["(dvc stage train: params.yaml)"])
+    result = training.run(cfg, overrides=["(dvc stage train: params.yaml)"])
     MODEL_FILE.parent.mkdir(parents=True, exist_ok=True)
     skops.io.dump(result.model, MODEL_FILE)
     # the headline scores only (per class: MLflow); no run id, it would change on every rerun

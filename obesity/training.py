@@ -1,0 +1,154 @@
+"""The one training run: fit a configured pipeline, cross-validate it, record it in MLflow.
+
+Every entrypoint calls `run`: the CLI (`python -m obesity.train`, one run or one sweep trial),
+the Python API (`obesity.fit`), the DVC stage and the refit at promotion.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from typing import TYPE_CHECKING, Any
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from obesity import config_checks, owner
+from obesity import data as data_io
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """What one training run produced."""
+
+    run_id: str
+    metrics: dict[str, float]
+    objective: float
+    model: Pipeline
+    timings: dict[str, float] = field(default_factory=dict)
+    model_uri: str | None = None  # where the fitted pipeline was logged, if it was
+
+
+def run(cfg: DictConfig, overrides: list[str] | None = None, parent_run_id: str | None = None,
+        tags: dict[str, str] | None = None) -> TrainResult:
+    """Train, evaluate and record one configuration. The single code path of every entrypoint.
+
+    `parent_run_id` nests the run under a sweep's parent run; `tags` are added to the run's.
+    """
+    config_checks.check(cfg)  # ranges and references, before anything is read or opened
+    timings: dict[str, float] = {}
+    tick = time.perf_counter()
+    dataset = data_io.load(cfg.data.path)  # a bad file fails here, before sklearn and mlflow load
+    split = data_io.split(dataset, cfg.data.test_size, cfg.data.split_seed,
+                          cfg.data.stratify, cfg.data.exclude)
+    data_io.check_folds(dataset, split, cfg.cv_folds)
+    timings["data"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    import mlflow
+
+    from obesity import evaluate, pipeline, tracking
+
+    timings["imports"] = import_seconds() + time.perf_counter() - tick
+    model = pipeline.build(cfg)  # estimator parameters checked before any store is opened
+
+    tick = time.perf_counter()
+    experiment_id = tracking.setup(cfg.registry)
+    tags = {"model": cfg.model.name, "data": cfg.data.name, "data_md5": dataset.md5,
+            "owner": owner.me(), **tracking.git_state(str(cfg.paths.root)), **(tags or {})}
+    if cfg.trial is not None:
+        tags["trial"] = str(cfg.trial)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=cfg.run_name, tags=tags,
+                          parent_run_id=parent_run_id) as active:
+        params = tracking.config_params(cfg)
+        params |= {
+            "data.md5": dataset.md5,
+            "data.rows_raw": dataset.rows_raw,
+            "data.rows_dedup": dataset.rows,
+            "data.rows_duplicates": dataset.duplicates_dropped,
+            "data.rows_train": len(split.X_train),
+            "data.rows_test": len(split.X_test),
+            "overrides": " ".join(overrides or []) or "(none)",
+        }
+        mlflow.log_params(params)
+        timings["store"] = time.perf_counter() - tick  # cold: creates the sqlite store (~3 s)
+
+        tick = time.perf_counter()
+        cv = evaluate.cross_validate(model, split.X_train, split.y_train, cfg.cv_folds,
+                                     cfg.seed, cfg.n_jobs)
+        metrics = dict(cv.metrics)
+        if cfg.evaluate_test or cfg.log_model:
+            model.fit(split.X_train, split.y_train)
+        timings["fit_cv"] = time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        confusions = {"cv": (cv.confusion, "out-of-fold (CV)")}
+        if cfg.evaluate_test:
+            test = evaluate.score(model, split.X_test, split.y_test, prefix="test")
+            metrics |= test.metrics
+            confusions["test"] = (test.confusion, "held-out test split")
+        if cfg.log_figures:
+            import matplotlib.pyplot as plt
+
+            for name, (matrix, what) in confusions.items():
+                figure = evaluate.confusion_figure(
+                    matrix, f"{cfg.model.name} on {cfg.data.name}: {what}")
+                mlflow.log_figure(figure, f"confusion_matrix_{name}.png")
+                plt.close(figure)
+        mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), tracking.RESOLVED_CONFIG)
+        if cfg.trial is None:  # a trial's Hydra dir stays on disk; its resolved config is logged
+            _log_hydra_dir()
+        model_uri = _log_model(model, split.X_train) if cfg.log_model else None
+        timings["logging"] = time.perf_counter() - tick
+        # one batch (one sqlite transaction) for the scores and the phase timings
+        mlflow.log_metrics(metrics | {f"time_{k}_s": v
+                                      for k, v in timings.items()})
+
+    return TrainResult(active.info.run_id, metrics, metrics[cfg.objective], model, timings,
+                       model_uri)
+
+
+def _log_model(model: Pipeline, X_train: Any) -> str:
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from obesity import tracking
+
+    example = X_train.head(3)
+    signature = infer_signature(X_train, model.predict(example))
+    info = mlflow.sklearn.log_model(
+        model, name="model", signature=signature, input_example=example,
+        serialization_format="skops", skops_trusted_types=tracking.SKOPS_TRUSTED_TYPES,
+        pip_requirements=tracking.model_requirements(),
+    )
+    return info.model_uri
+
+
+def _log_hydra_dir() -> None:
+    """Hydra's own record of the run (config.yaml, hydra.yaml, overrides.yaml), when it has one."""
+    import mlflow
+
+    if HydraConfig.initialized():
+        # None outside a job (e.g. the refit at the end of a sweep runs in the sweep's process)
+        output_dir = OmegaConf.select(HydraConfig.get(), "runtime.output_dir", default=None)
+        hydra_dir = Path(output_dir or "/nonexistent") / ".hydra"
+        if hydra_dir.is_dir():
+            mlflow.log_artifacts(str(hydra_dir), "hydra")
+
+
+
+
+def import_seconds() -> float:
+    """How long the entrypoint took to import what a run needs (0 outside the CLI)."""
+    import sys
+
+    entry = sys.modules.get("obesity.train")
+    return getattr(entry, "import_seconds", lambda: 0.0)()
