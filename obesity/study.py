@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from typing import Any, Sequence
 
 import optuna
@@ -91,6 +92,7 @@ class ResumableSweeperImpl(OptunaSweeperImpl):
         log.info("study %s: %d of n_trials=%d trials finished; running %d more%s",
                  study.study_name, finished, total, max(0, total - finished - running),
                  f" ({running} running in other workers)" if running else "")
+        progress = Progress(total)
         while True:
             with db_lock(self.storage, lock_name(self.study_name)):
                 # one read of the study per batch: finished or running anywhere, minus the dead
@@ -122,6 +124,7 @@ class ResumableSweeperImpl(OptunaSweeperImpl):
                 log.error("%d of %d trials in the last batch failed (max_failure_rate=%s): "
                           "stopping the sweep", failed, len(returns), self.max_failure_rate)
                 raise SystemExit(1)
+            progress.batch_done(study, len(taken) - len(orphans) + len(trials), len(trials))
         running = count(study, TrialState.RUNNING)
         log.info("study %s: %d of n_trials=%d trials finished%s", study.study_name,
                  count(study, TrialState.COMPLETE, TrialState.PRUNED), total,
@@ -135,6 +138,30 @@ class ResumableSweeperImpl(OptunaSweeperImpl):
     def _configure_trials(self, trials: list[Trial], *args: Any) -> Sequence[Sequence[str]]:
         overrides = super()._configure_trials(trials, *args)
         return [(*o, f"trial={t.number}") for o, t in zip(overrides, trials)]
+
+
+class Progress:
+    """One line on stderr per batch: where the study stands, the best so far, time left."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.mine, self.start = total, 0, time.monotonic()
+
+    def batch_done(self, study: optuna.Study, reached: int, size: int) -> None:
+        self.mine += size
+        elapsed = time.monotonic() - self.start
+        left = elapsed / self.mine * max(0, self.total - reached)
+        try:
+            best = study.best_trial
+            best_text = f"best {best.value:.4f} (trial {best.number})"
+        except ValueError:  # no trial completed yet (or a multi-objective study)
+            best_text = "no completed trial yet"
+        log.info("trial %d of %d done; %s; %s elapsed, ~%s left", reached, self.total, best_text,
+                 _clock(elapsed), _clock(left))
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 def _tell(study: optuna.Study, trial: Trial, ret: Any, n_objectives: int) -> bool:

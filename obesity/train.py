@@ -47,6 +47,21 @@ def _task_overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
+def summary(cfg: DictConfig, result: Any) -> str:
+    """What a finished run says: its scores, where the time went, where to look."""
+    m, t = result.metrics, result.timings
+    scores = [f"{k.removesuffix('_mean')} {m[k]:.4f} ± {m[k.replace('_mean', '_std')]:.4f}"
+              for k in ("cv_f1_macro_mean", "cv_accuracy_mean")]
+    scores += [f"{k} {m[k]:.4f}" for k in ("test_f1_macro", "test_accuracy") if k in m]
+    uri = str(cfg.registry.tracking_uri)
+    look = (f"mlflow ui --backend-store-uri {uri}" if uri.startswith("sqlite:")
+            else f"open {uri}")
+    return (f"run {result.run_id} ({cfg.model.name} on {cfg.data.name}): {', '.join(scores)}\n"
+            f"  time: imports {t['imports']:.1f}s, data {t['data']:.1f}s, store {t['store']:.1f}s, "
+            f"fit+cv {t['fit_cv']:.1f}s, logging {t['logging']:.1f}s\n"
+            f"  look: {look} (experiment {cfg.registry.experiment})")
+
+
 # The whitelist covers instantiate() and the logging config (handler factories).
 @hydra.main(config_path=str(_config.CONFIG_DIR), config_name="train",
             execution_whitelist=_config.EXECUTION_WHITELIST)
@@ -65,12 +80,8 @@ def main(cfg: DictConfig) -> float:
         if sweep.parent_run_id is not None:
             raise  # in a sweep: the sweeper records the trial as failed and goes on (or stops)
         sys.exit(1)
-    t = result.timings
-    log.info(
-        "run %s: %s=%.4f | imports %.1fs, data %.1fs, store %.1fs, fit+cv %.1fs, logging %.1fs",
-        result.run_id, cfg.objective, result.objective, t["imports"],
-        t["data"], t["store"], t["fit_cv"], t["logging"],
-    )
+    # A trial is one line of the sweep's progress; a single run ends with its summary.
+    log.log(logging.DEBUG if sweep.parent_run_id else logging.INFO, "%s", summary(cfg, result))
     return result.objective
 
 

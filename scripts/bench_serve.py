@@ -7,6 +7,9 @@ Both servers get one worker process; the load generator is a minimal keep-alive 
 client (asyncio streams, one connection per concurrent user) so that the client, not the
 server, is the lightest part. Prints req/s, p50 and p99 latency per scenario and the ratios.
 Goals (issue 4): single-row req/s >= 100x mlflow, p99 <= 20 ms; 1000-row batches >= 2x.
+Also the batch over ONE connection, next to the same rows through ONNX Runtime in this process
+(the champion's twin, the service's own feeding code): what HTTP, JSON and validation add
+(goal, issue 12: p50 <= 2x in-process).
 """
 
 from __future__ import annotations
@@ -91,6 +94,30 @@ def load(port: int, payload: bytes, seconds: float, concurrency: int) -> dict:
             "p50": pick(0.50), "p99": pick(0.99)}
 
 
+def in_process_onnx_ms(outputs: Path, rows: list[dict], repeats: int = 30) -> float:
+    """Median ms to predict `rows` with the champion's ONNX twin in this process."""
+    import statistics
+    from types import SimpleNamespace
+
+    from mlflow.tracking import MlflowClient
+
+    import obesity
+    from obesity import tracking
+    from obesity.champion import load
+
+    cfg = obesity.compose([f"paths.outputs={outputs}"], config_name="serve")
+    tracking.use_stores(cfg.registry)
+    version = MlflowClient().get_model_version_by_alias(cfg.model_name, cfg.alias)
+    predictor = load(version, cfg.alias, cfg).predictor
+    objects = [SimpleNamespace(**row) for row in rows]
+    walls = []
+    for _ in range(repeats):
+        tick = time.perf_counter()
+        predictor.predict(objects)
+        walls.append((time.perf_counter() - tick) * 1e3)
+    return statistics.median(walls)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="per scenario and server")
@@ -139,6 +166,11 @@ def main() -> None:
             a, b = results["obesity.serve"], results["mlflow models serve"]
             print(f"{name:<18}{'ratio':<22}{'':>16}{a['rps'] / b['rps']:>9.1f}x"
                   f"{b['p50'] / a['p50']:>8.1f}x{b['p99'] / a['p99']:>8.1f}x")
+        alone = load(ours, scenarios[f"{args.batch}-row batch"][0], args.seconds, 1)
+        onnx_ms = in_process_onnx_ms(outputs, many)
+        print(f"\n{args.batch}-row batch, one connection: obesity.serve p50 {alone['p50']:.1f} ms, "
+              f"p99 {alone['p99']:.1f} ms; ONNX Runtime in-process {onnx_ms:.1f} ms (median); "
+              f"p50 / in-process = {alone['p50'] / onnx_ms:.2f}x")
     finally:
         for proc in servers.values():
             proc.terminate()

@@ -61,6 +61,7 @@ def fitted(tmp_path_factory):
     return outputs, cfg, obesity.fit(cfg)
 
 
+@pytest.mark.slow
 def test_fit_and_the_command_line_give_identical_metrics(fitted):
     outputs, cfg, result = fitted
     assert isinstance(result.model, Pipeline) and result.run_id
@@ -77,6 +78,7 @@ def test_fit_and_the_command_line_give_identical_metrics(fitted):
         assert cli_run.data.metrics[name] == value, name
 
 
+@pytest.mark.slow
 def test_load_champion_is_the_registered_pipeline(fitted):
     outputs, cfg, result = fitted
     with pytest.raises(obesity.RegistryError, match="no obesity_lifestyle@champion"):

@@ -21,6 +21,8 @@ ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.envi
        "GIT_COMMITTER_EMAIL": "t@t"}
 ENV.pop("OBESITY_ROOT", None)
 
+pytestmark = pytest.mark.slow  # dvc repro in a copy of the repo: ~1.5 min
+
 
 def sh(repo: Path, *cmd: str) -> str:
     proc = subprocess.run(cmd, cwd=repo, env=ENV, capture_output=True, text=True, timeout=600)

@@ -28,6 +28,8 @@ import local_servers  # noqa: E402  (scripts/local_servers.py: also used by benc
 
 ENV = local_servers.VENV_ENV
 
+pytestmark = pytest.mark.slow  # a real PostgreSQL and mlflow server: ~40 s
+
 
 @pytest.fixture(scope="module")
 def postgres():

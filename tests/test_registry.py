@@ -117,6 +117,7 @@ def test_cli_unknown_version_and_empty_registry(registry, tmp_path):
         assert proc.returncode == 1 and "no registered model 'obesity_full' yet" in proc.stderr
 
 
+@pytest.mark.slow
 def test_cli_as_a_process_exits_non_zero_with_one_clear_line(registry):
     outputs, _ = registry
     proc = subprocess.run(
@@ -206,7 +207,7 @@ def test_alias_moves_on_one_model_are_serialised(registry, monkeypatch, second):
     cfg = compose_train([], outputs)  # composed once: Hydra's compose is not thread-safe
     client = MlflowClient(f"sqlite:///{outputs}/mlflow.db")
     before = promotion.alias_log(client, "obesity_full")
-    barrier = threading.Barrier(2, timeout=3)
+    barrier = threading.Barrier(2, timeout=1)
     read_log = promotion.alias_log
 
     def log_read_at_the_same_moment(client_, name):

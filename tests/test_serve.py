@@ -168,6 +168,7 @@ def server(registry):
 
 
 @pytest.mark.parametrize("mode", ["positive", "negative"])
+@pytest.mark.slow
 def test_generated_requests_never_get_a_5xx_or_an_off_schema_answer(server, mode):
     """Schemathesis over the service's own OpenAPI document: valid (positive) and invalid
     (negative) requests for every operation; each answer must be no 5xx, a documented status,
@@ -188,6 +189,7 @@ def test_generated_requests_never_get_a_5xx_or_an_off_schema_answer(server, mode
         check()
 
 
+@pytest.mark.slow
 def test_champion_swaps_under_load_without_a_failed_request(server, registry, test_rows):
     rows = as_json(test_rows.head(20))
     seen: list[list[tuple[int, str]]] = [[] for _ in range(4)]
@@ -335,6 +337,7 @@ def test_a_version_the_framework_did_not_produce_is_never_loaded_or_promoted(tmp
     assert capfd.readouterr().err.count("refused to load") == 1  # once, not once per poll
 
 
+@pytest.mark.slow
 def test_serve_applies_the_execution_whitelist(tmp_path):
     """Neither a Hydra callback nor a logging handler factory can make the service run code."""
     (tmp_path / "src").write_text("x")
@@ -358,6 +361,7 @@ def test_serve_applies_the_execution_whitelist(tmp_path):
     assert not (tmp_path / "copied1").exists() and not (tmp_path / "copied2").exists()
 
 
+@pytest.mark.slow
 def test_slow_clients_do_not_hold_connections(server):
     """Half a request head, then nothing: the server closes it after header_timeout_s (1 s in
     the fixture); a normal client on a kept-alive connection is served meanwhile."""

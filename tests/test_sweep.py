@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import signal
 import subprocess
@@ -11,6 +13,8 @@ import time
 from optuna.trial import TrialState
 
 from tests.conftest import ROOT, STUDY, SWEEP, load_study, mlflow_client, run_sweep
+
+pytestmark = pytest.mark.slow  # real sweeps in subprocesses: ~1.5 min
 
 
 def runs_of(client, filter_string=""):

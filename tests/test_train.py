@@ -21,6 +21,7 @@ def only_run(outputs):
     return client, runs[0]
 
 
+@pytest.mark.slow
 def test_cli_run_is_finished_with_params_metrics_and_provenance(trained_cli):
     outputs, _ = trained_cli
     client, run = only_run(outputs)
@@ -44,6 +45,7 @@ def test_cli_run_is_finished_with_params_metrics_and_provenance(trained_cli):
     assert "n_estimators: 60" in open(resolved).read()
 
 
+@pytest.mark.slow
 def test_logged_model_predicts_class_names_from_raw_rows(trained_cli):
     outputs, _ = trained_cli
     _, run = only_run(outputs)
@@ -59,6 +61,7 @@ def test_logged_model_predicts_class_names_from_raw_rows(trained_cli):
     assert list(pipeline.named_steps) == ["bmi", "encode", "model"]
 
 
+@pytest.mark.slow
 def test_in_process_run_reproduces_the_cli_metrics_exactly(trained_cli, tmp_path):
     cli_outputs, _ = trained_cli
     _, cli_run = only_run(cli_outputs)
@@ -69,6 +72,7 @@ def test_in_process_run_reproduces_the_cli_metrics_exactly(trained_cli, tmp_path
     assert result.objective == result.metrics["cv_f1_macro_mean"]
 
 
+@pytest.mark.slow
 def test_another_seed_gives_other_cv_metrics(trained_cli, tmp_path):
     _, cli_run = only_run(trained_cli[0])
     result = training.run(compose_train(["model=rf", *FAST, "seed=7", "log_model=false",
