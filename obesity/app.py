@@ -25,7 +25,7 @@ from litestar.exceptions import HTTPException, ServiceUnavailableException
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from omegaconf import DictConfig
 
-from obesity import tracking
+from obesity import stores
 from obesity.api_schema import (
     MAX_BATCH_ROWS,
     Batch,
@@ -191,6 +191,8 @@ async def _follow_alias(holder: ModelHolder, first: asyncio.Future, interval: fl
     reports (once) what goes wrong; nothing here may stop the service."""
     with contextlib.suppress(Exception):
         await first
+    if holder.current is None and holder.problem is None:
+        log.warning("%s", no_model_detail(holder.cfg))
     while True:
         await asyncio.sleep(interval)
         try:
@@ -215,18 +217,17 @@ def create_app(cfg: DictConfig) -> Litestar:
 
     if not 1 <= cfg.batch_limit <= MAX_BATCH_ROWS:
         raise ConfigError(f"batch_limit must be between 1 and {MAX_BATCH_ROWS} (got {cfg.batch_limit})")
-    tracking.use_stores(cfg.registry)  # where the model comes from; nothing is opened yet
+    stores.uris(cfg.registry)  # a missing env var fails now; mlflow loads with the first model
 
     @contextlib.asynccontextmanager
     async def model_lifespan(app: Litestar) -> AsyncIterator[None]:
-        """Start listening with the model if it loads within `load_wait_s`, else at once: a
-        store that cannot be read, or a slow load, never keeps the service from answering."""
+        """Listen at once (or after up to `load_wait_s` for the first model): /health answers
+        while the model loads in a worker thread, /ready says 503 until it is in place; a store
+        that cannot be read, or a slow load, never keeps the service from answering."""
         holder = app.state.holder = ModelHolder(cfg)
         first = asyncio.ensure_future(anyio.to_thread.run_sync(holder.refresh))
-        await asyncio.wait({first}, timeout=cfg.load_wait_s)
-        if holder.current is None and holder.problem is None:
-            log.warning("%s", "still loading the model" if not first.done()
-                        else no_model_detail(cfg))
+        if cfg.load_wait_s > 0:
+            await asyncio.wait({first}, timeout=cfg.load_wait_s)
         poller = asyncio.create_task(_follow_alias(holder, first, cfg.reload_interval_s))
         try:
             yield

@@ -18,7 +18,7 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 from omegaconf import DictConfig
 
-from obesity import model_files, onnx_twin, stores
+from obesity import model_files, stores
 from obesity.errors import ModelRefused, RegistryError
 
 log = logging.getLogger("obesity.serve")
@@ -39,14 +39,16 @@ class OnnxPredictor:
     backend = "onnx"
 
     def __init__(self, model_bytes: bytes) -> None:
+        from obesity import onnx_twin
+
         self.session = onnx_twin.session(model_bytes)
         self.classes = onnx_twin.classes(self.session)
         self.kinds = onnx_twin.input_kinds(self.session)
+        self.feeds = onnx_twin.feeds  # the feeding code the twin was verified with
 
     def predict(self, rows: Sequence[Any]) -> tuple[list[str], np.ndarray]:
         columns = {name: [getattr(r, name) for r in rows] for name, _ in self.kinds}
-        # the feeding code the twin was verified with
-        labels, probabilities = self.session.run(None, onnx_twin.feeds(columns, self.kinds))
+        labels, probabilities = self.session.run(None, self.feeds(columns, self.kinds))
         return [str(label) for label in labels], probabilities
 
 
@@ -102,6 +104,8 @@ def _onnx_predictor(version: Any) -> OnnxPredictor | None:
     version's sklearn pipeline serves instead."""
     import mlflow
 
+    from obesity import onnx_twin
+
     try:
         path = mlflow.artifacts.download_artifacts(run_id=version.run_id,
                                                    artifact_path=onnx_twin.ARTIFACT)
@@ -121,7 +125,7 @@ def _attach_twin(version: Any, pipeline: Any) -> Any:
     """A version registered without a twin gets one now, if its test split can be read here."""
     from mlflow.tracking import MlflowClient
 
-    from obesity import promotion
+    from obesity import onnx_twin, promotion
     from obesity.errors import ObesityError
 
     try:
@@ -146,7 +150,8 @@ class ModelHolder:
     def __init__(self, cfg: DictConfig) -> None:
         self.cfg = cfg
         self.current: ServedModel | None = None
-        self.problem: str | None = None
+        self.problem: str | None = (f"starting: looking up {cfg.model_name}@{cfg.alias} in the "
+                                    "registry")
         self._logged: str | None = None  # the last problem logged: each is logged once
         self._refused: str | None = None  # the version the alias names that was refused
         self._refreshing = threading.Lock()
@@ -201,6 +206,9 @@ class ModelHolder:
         from mlflow.exceptions import MlflowException
         from mlflow.tracking import MlflowClient
 
+        from obesity import tracking
+
+        tracking.use_stores(self.cfg.registry)  # idempotent; here, so mlflow loads off the loop
         if not stores.check_sqlite(self.cfg.registry.tracking_uri, "MLflow store", create=False):
             return None  # nothing was ever stored there: no model yet
         try:

@@ -176,7 +176,7 @@ class ServeConfig:
     model_name: str = II("registry.model_name")
     alias: str = II("registry.champion_alias")
     reload_interval_s: float = 10.0  # how often the alias is checked for a new version
-    load_wait_s: float = 20.0  # start-up waits this long for the first model, then listens anyway
+    load_wait_s: float = 0.0  # wait this long for the first model before listening (0: listen at once)
     batch_limit: int = 1000  # rows in one /predict/batch request
     body_limit_bytes: int = 2_000_000  # ~1000 rows of JSON, with room
     use_onnx: bool = True  # serve the verified ONNX twin when the version has one

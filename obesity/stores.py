@@ -26,6 +26,20 @@ def _backend(url: str) -> str:
     return url.split(":", 1)[0].split("+", 1)[0].lower()
 
 
+def uris(registry_cfg: Any) -> tuple[str, str | None]:
+    """The tracking and registry URIs of a `registry` config, resolved (ConfigError naming the
+    missing environment variable when they cannot be); imports nothing heavy."""
+    from omegaconf.errors import InterpolationResolutionError
+
+    from obesity.errors import ConfigError
+
+    try:
+        return str(registry_cfg.tracking_uri), registry_cfg.registry_uri
+    except InterpolationResolutionError as exc:  # e.g. registry=server without its env var
+        raise ConfigError(f"registry={registry_cfg.name} needs its environment (set it, or use "
+                          f"registry=local): {exc}") from None
+
+
 def redact(url: str) -> str:
     """A storage URL without its password, fit for logs and tags."""
     from sqlalchemy.engine import make_url

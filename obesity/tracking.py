@@ -19,13 +19,11 @@ import obesity.sqlite_tuning  # noqa: E402,F401  (WAL for the embedded stores)
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
-from omegaconf.errors import InterpolationResolutionError  # noqa: E402
 
 from obesity import stores  # noqa: E402
 from obesity.stores import redact  # noqa: E402,F401  (re-exported)
 from obesity.config import flatten  # noqa: E402
 from obesity.model_files import SKOPS_TRUSTED_TYPES  # noqa: E402,F401  (what log_model trusts)
-from obesity.errors import ConfigError  # noqa: E402
 
 # What loading a logged pipeline needs, pinned to the installed (uv.lock) versions and passed to
 # log_model: MLflow's inference would load the model in a subprocess (~15 s a model, four
@@ -48,12 +46,7 @@ RESOLVED_CONFIG = "config/resolved.yaml"  # every run's exact config: what a ref
 
 def use_stores(registry_cfg: DictConfig) -> str:
     """Point MLflow at the configured store (touching nothing yet) and return its URI."""
-    try:
-        uri = registry_cfg.tracking_uri
-        registry_uri = registry_cfg.registry_uri  # resolved now, to fail here if it cannot
-    except InterpolationResolutionError as exc:  # e.g. registry=server without its env var
-        raise ConfigError(f"registry={registry_cfg.name} needs its environment (set it, or use "
-                          f"registry=local): {exc}") from None
+    uri, registry_uri = stores.uris(registry_cfg)
     mlflow.set_tracking_uri(uri)
     if registry_uri:
         mlflow.set_registry_uri(registry_uri)

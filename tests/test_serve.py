@@ -34,7 +34,10 @@ MODEL = "obesity_full"
 
 
 def compose_serve(outputs, *overrides: str):
-    return obesity.compose([f"paths.outputs={outputs}", *overrides], config_name="serve")
+    """The service's config; start-up waits for the first model (a user's default listens at
+    once and loads in the background), so that a test sees the loaded model right away."""
+    return obesity.compose([f"paths.outputs={outputs}", "load_wait_s=60", *overrides],
+                           config_name="serve")
 
 
 @pytest.fixture(scope="module")
