@@ -178,7 +178,21 @@ def split(dataset: Dataset, test_size: float, seed: int, stratify: bool = True,
           exclude: list[str] | tuple[str, ...] = ()) -> Split:
     """A seeded (and by default label-stratified) train/test split of the deduplicated rows.
 
-    DataError, naming the class and its count, when the data is too small for the split."""
+    DataError, naming the class and its count, when the data is too small for the split.
+    The same split of the same (cached) data set is made once per process: sweep trials.
+    """
+    key = (dataset.md5, str(dataset.path), test_size, seed, stratify, tuple(exclude))
+    if key not in _SPLITS:
+        _SPLITS.clear()  # one at a time, like the data set cache
+        _SPLITS[key] = _split(dataset, test_size, seed, stratify, exclude)
+    return _SPLITS[key]
+
+
+_SPLITS: dict[tuple, Split] = {}
+
+
+def _split(dataset: Dataset, test_size: float, seed: int, stratify: bool,
+           exclude: list[str] | tuple[str, ...]) -> Split:
     X = select_features(dataset.frame, exclude)
     y = dataset.frame[TARGET]
     counts = y.value_counts()

@@ -103,14 +103,11 @@ class ResumableSweeperImpl(OptunaSweeperImpl):
                     log.warning("study %s: marked FAIL the trials of a dead sweep: %s",
                                 study.study_name, orphans)
                 left = total - (len(taken) - len(orphans))
-                if self.sampler_factory is not None:
-                    # Reseeded from the number of trials the study holds, read under the lock:
-                    # it grows with every batch asked anywhere, so no two batches (of one
-                    # worker or of several started together) share a seed, and one worker's
-                    # sweep stays reproducible. A seed read once at start was the same for
-                    # workers started together: they ran identical trials.
-                    study.sampler = self.sampler_factory(len(every))
-                trials = [study.ask() for _ in range(min(self.n_jobs, left))]
+                trials = []
+                for _ in range(min(self.n_jobs, left)):
+                    # the trial's number, under the lock: the count of trials in the study
+                    self._reseed(study, len(every) + len(trials))
+                    trials.append(study.ask())
                 for trial in trials:  # owned before the lock is released: others count them
                     trial.set_user_attr(OWNER_ATTR, me)
             if not trials:
@@ -135,9 +132,23 @@ class ResumableSweeperImpl(OptunaSweeperImpl):
                                              "best_value": best.value}),
                            f"{self.config.hydra.sweep.dir}/optimization_results.yaml")
 
+    def _reseed(self, study: optuna.Study, number: int) -> None:
+        """Seed the sampler from (seed, trial number) before a trial samples anything.
+
+        Trial numbers are unique in a study, so no two trials (of one worker, of several
+        started together, of a resumed sweep) share a seed; and trial k draws the same
+        independent values whatever the batch size. A seed read once at start was the same for
+        workers started together: they ran identical trials."""
+        if self.sampler_factory is not None:
+            study.sampler = self.sampler_factory(number)
+
     def _configure_trials(self, trials: list[Trial], *args: Any) -> Sequence[Sequence[str]]:
-        overrides = super()._configure_trials(trials, *args)
-        return [(*o, f"trial={t.number}") for o, t in zip(overrides, trials)]
+        overrides = []
+        for trial in trials:  # one at a time, each with its own seed
+            self._reseed(trial.study, trial.number)
+            [override] = super()._configure_trials([trial], *args)
+            overrides.append((*override, f"trial={trial.number}"))
+        return overrides
 
 
 class Progress:

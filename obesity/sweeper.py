@@ -4,9 +4,9 @@ Differences from hydra-optuna-sweeper's own class:
 - `n_trials` is the TOTAL the study should reach: a rerun of the same command tops the study up
   and a finished study runs nothing (the plain sweeper would add n_trials new trials each time);
 - RUNNING trials left by a killed sweep (their owner process is gone) are marked FAIL first;
-- the sampler is reseeded before every batch from (seed, trials in the study), read under the
-  study's lock, so neither a resumed sweep nor a second worker replays trials already drawn,
-  yet one worker's sequence stays reproducible;
+- the sampler is reseeded before every trial from (seed, trial number), so neither a resumed
+  sweep nor a second worker replays trials already drawn, yet the sequence stays reproducible
+  (and independent of the batch size);
 - every trial's overrides carry `trial=<number>` so its MLflow run is tagged with it.
 This module stays light (Hydra imports it at every start-up); Optuna is imported when a sweep runs.
 """
