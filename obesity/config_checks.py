@@ -10,7 +10,6 @@ Python API, DVC stages and each sweep trial with its sampled values).
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
