@@ -60,7 +60,7 @@ def fit(cfg: DictConfig) -> Any:
     from obesity import config, training
 
     with hydra.utils.execution_whitelist(config.EXECUTION_WHITELIST):
-        return training.run(cfg, overrides=command_line(cfg).split()[3:])
+        return training.run(cfg, overrides=shlex.split(command_line(cfg))[3:])
 
 
 def load_data(cfg: DictConfig | None = None) -> pd.DataFrame:

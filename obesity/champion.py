@@ -26,6 +26,7 @@ log = logging.getLogger("obesity.serve")
 
 class Predictor(Protocol):
     backend: str
+    classes: list[str]  # the probability columns, in order
 
     def predict(self, rows: Sequence[Any]) -> tuple[list[str], np.ndarray]:
         """Labels and class probabilities (columns in `classes` order) for objects with the

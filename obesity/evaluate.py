@@ -22,6 +22,7 @@ class Scores:
 
     metrics: dict[str, float]
     confusion: np.ndarray  # rows: true class, columns: predicted class, in CLASSES order
+    predicted: np.ndarray | None = None  # the predictions scored (score() only)
 
 
 def cross_validate(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, folds: int, seed: int,
@@ -57,7 +58,7 @@ def score(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, prefix: str = "test
         f"{prefix}_f1_macro": float(f1_score(truth, predicted, average="macro")),
     }
     metrics |= per_class(truth, predicted, prefix=prefix)
-    return Scores(metrics, confusion_matrix(truth, predicted, labels=list(CLASSES)))
+    return Scores(metrics, confusion_matrix(truth, predicted, labels=list(CLASSES)), predicted)
 
 
 def per_class(truth: Sequence[str], predicted: Sequence[str], prefix: str) -> dict[str, float]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import getpass
 import json
 import logging
+import shlex
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -33,7 +34,7 @@ from omegaconf import DictConfig
 
 from obesity import model_files, tracking
 from obesity.config import feature_columns
-from obesity.errors import ModelRefused, RegistryError
+from obesity.errors import DataError, ModelRefused, RegistryError
 from obesity.stores import registry_lock
 
 log = logging.getLogger("obesity.promotion")
@@ -86,7 +87,7 @@ def promote_run(cfg: DictConfig, best_run: Run, sweep_run_id: str | None = None)
     tags = {"refit_of": best_run.info.run_id,
             **{f"refit_of_{k}": v for k, v in best_run.data.tags.items() if k == "trial"},
             **{k: v for k, v in best_run.data.tags.items() if k == "study"}}
-    overrides = best_run.data.params.get("overrides", "").split()
+    overrides = split_overrides(best_run.data.params.get("overrides", ""))
     result = training.run(refit_cfg, overrides=overrides, parent_run_id=sweep_run_id, tags=tags)
     return register_and_promote(refit_cfg, result, sweep_run_id=sweep_run_id, extra_tags=tags)
 
@@ -107,7 +108,9 @@ def register_and_promote(cfg: DictConfig, result, sweep_run_id: str | None = Non
         "git_commit": run.data.tags.get("git_commit", "unknown"),
         "model": cfg.model.name,
         "data": cfg.data.name,
-        **{k: f"{result.metrics[k]:.6f}" for k in METRIC_TAGS if k in result.metrics},
+        # the promotion metric too, whatever it is: decide() reads it from the tags
+        **{k: f"{result.metrics[k]:.6f}" for k in (*METRIC_TAGS, reg.promotion_metric)
+           if k in result.metrics},
         **({"sweep_run_id": sweep_run_id} if sweep_run_id else {}),
         **(extra_tags or {}),
     }
@@ -148,6 +151,16 @@ def decide_version(client: MlflowClient, cfg: DictConfig, version: ModelVersion,
              status, reg.promotion_metric, version.tags.get(reg.promotion_metric, "?"),
              f"now {reg.champion_alias}: {decision.why}" if decision.promote else decision.why)
     return Promotion(str(version.version), status, champion, decision.why)
+
+
+def split_overrides(logged: str) -> list[str]:
+    """A run's `overrides` param back as a list (shlex-quoted since values may hold spaces)."""
+    if logged == "(none)":
+        return []
+    try:
+        return shlex.split(logged)
+    except ValueError:  # logged before the quoting, with an unbalanced quote in a value
+        return logged.split()
 
 
 def split_id(cfg: DictConfig) -> str:
@@ -205,6 +218,12 @@ def test_split_of(version: ModelVersion):
 
     cfg = tracking.run_config(version.run_id)
     dataset = data_io.load(cfg.data.path)
+    trained_on = version.tags.get("data_md5")
+    if trained_on and dataset.md5 != trained_on:
+        raise DataError(f"{cfg.data.path} is not the data {version.name} version "
+                        f"{version.version} was trained on (md5 {dataset.md5}, the version's "
+                        f"data_md5 {trained_on}): restore that file (e.g. `dvc checkout`) to "
+                        "score or verify this version")
     # All raw feature columns: every model's signature selects the ones it was trained on.
     return data_io.split(dataset, cfg.data.test_size, cfg.data.split_seed, cfg.data.stratify)
 

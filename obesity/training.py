@@ -7,6 +7,7 @@ the Python API (`obesity.fit`), the DVC stage and the refit at promotion.
 from __future__ import annotations
 
 import logging
+import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,7 +77,7 @@ def run(cfg: DictConfig, overrides: list[str] | None = None, parent_run_id: str 
             "data.rows_duplicates": dataset.duplicates_dropped,
             "data.rows_train": len(split.X_train),
             "data.rows_test": len(split.X_test),
-            "overrides": " ".join(overrides or []) or "(none)",
+            "overrides": shlex.join(overrides or []) or "(none)",
         }
         mlflow.log_params(params)
         timings["store"] = time.perf_counter() - tick  # cold: creates the sqlite store (~3 s)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import shutil
 import subprocess
 import sys
 import threading
@@ -13,7 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from obesity import registry as registry_module
-from tests.conftest import ROOT, compose_train, register
+from tests.conftest import RAW_CSV, ROOT, compose_train, register
 
 
 def registry_cli(outputs, *args: str) -> subprocess.CompletedProcess:
@@ -243,3 +244,29 @@ def test_alias_moves_on_one_model_are_serialised(registry, monkeypatch, second):
     if second["command"] == "rollback" and codes["second"] == 0:  # leave champion where it was
         promotion.set_alias(client, compose_train([], outputs).registry, "champion",
                             after[-1]["from"], "test: undo the rollback")
+
+
+def test_a_changed_data_file_is_never_taken_for_a_versions_test_split(tmp_path):
+    from obesity import promotion
+    from obesity.errors import DataError
+
+    data = tmp_path / "data.csv"
+    shutil.copy(RAW_CSV, data)
+    registered = register(tmp_path, ["model=lr", f"data.path={data}"])
+    version = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_model_version(
+        "obesity_full", registered.version)
+    assert len(promotion.test_split_of(version).y_test) == 418
+    data.write_text("".join(data.read_text().splitlines(keepends=True)[:-1]))  # a new version
+    with pytest.raises(DataError, match="is not the data obesity_full version 1 was trained on"):
+        promotion.test_split_of(version)
+
+
+def test_any_promotion_metric_is_tagged_and_compared(tmp_path):
+    """Not only the metrics of a fixed list: decide() reads the promotion metric's tag."""
+    metric = "test_recall_Normal_Weight"
+    rules = [f"registry.promotion_metric={metric}", "registry.promotion_threshold=0.1"]
+    register(tmp_path, ["model=lr", *rules])
+    second = register(tmp_path, ["model=lr", "model.C=0.05", *rules])
+    v1 = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_model_version("obesity_full", "1")
+    assert 0 < float(v1.tags[metric]) <= 1
+    assert metric in second.why and "nan" not in second.why

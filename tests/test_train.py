@@ -107,3 +107,15 @@ def test_a_store_that_cannot_be_opened_fails_at_once_naming_the_file(tmp_path, b
         store.write_bytes(b"not a database " * 100)
     with pytest.raises(StoreError, match=f"cannot open the MLflow store {store}: "):
         training.run(compose_train(["model=lr", "cv_folds=2"], tmp_path))
+
+
+def test_overrides_with_spaces_survive_the_logged_param(tmp_path):
+    """A run's `overrides` param is what a refit parses back: quoted, not split on spaces."""
+    from obesity import promotion
+
+    data = tmp_path / "my  data.csv"
+    data.write_bytes(RAW_CSV.read_bytes())
+    overrides = ["model=lr", f"data.path={data}", "cv_folds=2", "log_model=false"]
+    result = training.run(compose_train(overrides, tmp_path), overrides=overrides)
+    run = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(result.run_id)
+    assert promotion.split_overrides(run.data.params["overrides"]) == overrides
