@@ -53,7 +53,8 @@ def compose(overrides: Sequence[str] = (), config_name: str = "train") -> DictCo
 def fit(cfg: DictConfig) -> Any:
     """Train, evaluate and record `cfg` in MLflow: what `python -m obesity.train` does.
 
-    Returns a `TrainResult`: `run_id`, `metrics`, `objective`, `model` (the fitted Pipeline).
+    Returns a `TrainResult`: `run_id`, `metrics`, `objective`, `model` (the Pipeline fitted on
+    the train split; None if `evaluate_test` and `log_model` are both false: then only CV ran).
     """
     import hydra.utils
 

@@ -33,7 +33,9 @@ class TrainResult:
     run_id: str
     metrics: dict[str, float]
     objective: float
-    model: Pipeline
+    # the pipeline fitted on the whole train split; None when neither evaluate_test nor log_model
+    # asked for that fit (sweep trials: CV only)
+    model: Pipeline | None
     timings: dict[str, float] = field(default_factory=dict)
     model_uri: str | None = None  # where the fitted pipeline was logged, if it was
 
@@ -113,7 +115,8 @@ def run(cfg: DictConfig, overrides: list[str] | None = None, parent_run_id: str 
         mlflow.log_metrics(metrics | {f"time_{k}_s": v
                                       for k, v in timings.items()})
 
-    return TrainResult(active.info.run_id, metrics, metrics[cfg.objective], model, timings,
+    fitted = model if cfg.evaluate_test or cfg.log_model else None
+    return TrainResult(active.info.run_id, metrics, metrics[cfg.objective], fitted, timings,
                        model_uri)
 
 

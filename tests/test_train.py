@@ -119,3 +119,13 @@ def test_overrides_with_spaces_survive_the_logged_param(tmp_path):
     result = training.run(compose_train(overrides, tmp_path), overrides=overrides)
     run = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(result.run_id)
     assert promotion.split_overrides(run.data.params["overrides"]) == overrides
+
+
+def test_the_returned_model_is_fitted_or_none(tmp_path):
+    from sklearn.utils.validation import check_is_fitted
+
+    fitted = training.run(compose_train(["model=lr", "cv_folds=2", "log_model=false"], tmp_path))
+    check_is_fitted(fitted.model)  # evaluate_test needed the fit
+    cv_only = training.run(compose_train(["model=lr", "cv_folds=2", "log_model=false",
+                                          "evaluate_test=false"], tmp_path))
+    assert cv_only.model is None  # never an unfitted pipeline posing as the model
