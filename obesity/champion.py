@@ -9,6 +9,7 @@ finish on the model they started with, and no request ever sees a half-loaded mo
 from __future__ import annotations
 
 import logging
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -86,16 +87,16 @@ def load(version: Any, alias: str, cfg: DictConfig) -> ServedModel:
     """Load one registered version for serving: its verified ONNX twin (made now if it has
     none), else its sklearn pipeline. Either way the version's model file must pass
     obesity.model_files (skops with reviewed types only), or it is refused (ModelRefused)."""
-    skops_path = model_files.checked_file(version.name, version.version)
-    pipeline = None
-    if cfg.use_onnx and "onnx" not in version.tags and cfg.export_onnx:
-        pipeline = model_files.load_file(skops_path)
-        version = _attach_twin(version, pipeline)
-    predictor: Predictor | None = None
-    if cfg.use_onnx and version.tags.get("onnx") == "verified":
-        predictor = _onnx_predictor(version)
-    if predictor is None:
-        predictor = SklearnPredictor(pipeline or model_files.load_file(skops_path))
+    with model_files.checked_file(version.name, version.version) as skops_path:
+        pipeline = None
+        if cfg.use_onnx and "onnx" not in version.tags and cfg.export_onnx:
+            pipeline = model_files.load_file(skops_path)
+            version = _attach_twin(version, pipeline)
+        predictor: Predictor | None = None
+        if cfg.use_onnx and version.tags.get("onnx") == "verified":
+            predictor = _onnx_predictor(version)
+        if predictor is None:
+            predictor = SklearnPredictor(pipeline or model_files.load_file(skops_path))
     return ServedModel(version.name, str(version.version), alias, version.run_id,
                        dict(version.tags), predictor)
 
@@ -108,9 +109,10 @@ def _onnx_predictor(version: Any) -> OnnxPredictor | None:
     from obesity import onnx_twin
 
     try:
-        path = mlflow.artifacts.download_artifacts(run_id=version.run_id,
-                                                   artifact_path=onnx_twin.ARTIFACT)
-        return OnnxPredictor(Path(path).read_bytes())
+        with tempfile.TemporaryDirectory(prefix="obesity-onnx-") as tmp:
+            path = mlflow.artifacts.download_artifacts(
+                run_id=version.run_id, artifact_path=onnx_twin.ARTIFACT, dst_path=tmp)
+            return OnnxPredictor(Path(path).read_bytes())
     except Exception as exc:  # missing artifact, corrupt file: the pipeline still answers
         log.warning("%s version %s: its ONNX twin cannot be loaded (%s): serving its sklearn "
                     "pipeline", version.name, version.version, _first_line(exc))

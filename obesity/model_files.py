@@ -9,8 +9,10 @@ Files that cannot be read (artifacts deleted, store down) are a `RegistryError` 
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
@@ -26,14 +28,18 @@ REPAIR = ("repair: `python -m obesity.registry rollback`, or promote another ver
           "(`python -m obesity.registry promote VERSION`)")
 
 
-def download(name: str, version: str | int) -> Path:
-    """The files of `name` version `version` in a local folder (RegistryError if unreadable)."""
+def download(name: str, version: str | int, folder: Path) -> Path:
+    """The files of `name` version `version` copied into `folder` (RegistryError if unreadable)."""
     import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     try:
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}"))
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}",
+                                                         dst_path=str(folder)))
+        if not (local / "MLmodel").is_file():  # a deleted folder downloads as nothing
+            raise FileNotFoundError("no MLmodel file there")
+        return local
     except (MlflowException, OSError) as exc:
         try:
             where = MlflowClient().get_model_version_download_uri(name, str(version))
@@ -77,15 +83,19 @@ def check_types(path: Path, label: str) -> None:
 
 def check(name: str, version: str | int) -> None:
     """Is this version one the framework would load? (ModelRefused / RegistryError if not)"""
-    checked_file(name, version)
+    with checked_file(name, version):
+        pass
 
 
-def checked_file(name: str, version: str | int) -> Path:
-    """The local skops file of a version, downloaded and checked (not loaded yet)."""
+@contextlib.contextmanager
+def checked_file(name: str, version: str | int) -> Iterator[Path]:
+    """The skops file of a version, downloaded into a temporary folder and checked (not loaded);
+    the copy is removed when the block ends."""
     label = f"{name} version {version}"
-    path = skops_file(download(name, version), label)
-    check_types(path, label)
-    return path
+    with tempfile.TemporaryDirectory(prefix="obesity-model-") as tmp:
+        path = skops_file(download(name, version, Path(tmp)), label)
+        check_types(path, label)
+        yield path
 
 
 def load_file(path: Path) -> Any:
@@ -97,4 +107,5 @@ def load_file(path: Path) -> Any:
 
 def load_pipeline(name: str, version: str | int) -> Any:
     """The sklearn Pipeline of a registered version, loaded only after the checks above."""
-    return load_file(checked_file(name, version))
+    with checked_file(name, version) as path:
+        return load_file(path)
