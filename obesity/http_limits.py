@@ -3,7 +3,10 @@
 uvicorn closes idle keep-alive connections (`timeout_keep_alive`) and answers 503 beyond
 `limit_concurrency`, but a client that sends half a request line or header and then nothing holds
 its connection for ever (slowloris). This protocol closes a connection whose request head is not
-complete `header_timeout` seconds after it opened, or after the previous response on it.
+complete `header_timeout` seconds after the connection opened, or after the first byte of a later
+request on it arrived. An idle kept-alive connection is uvicorn's `timeout_keep_alive` to close:
+arming the deadline at the end of a response would cut idle connections after `header_timeout`
+instead, and a client reusing one at that moment would see it drop.
 """
 
 from __future__ import annotations
@@ -23,14 +26,14 @@ class HeadDeadlineProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self._arm_head_deadline()
 
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if getattr(self, "_head_deadline", None) is None:  # a later request's first byte
+            self._arm_head_deadline()
+
     def on_headers_complete(self) -> None:
         self._disarm_head_deadline()
         super().on_headers_complete()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if self.timeout_keep_alive_task is not None:  # idle, waiting for the next request
-            self._arm_head_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_deadline()

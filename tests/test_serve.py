@@ -367,7 +367,8 @@ def test_serve_applies_the_execution_whitelist(tmp_path):
 @pytest.mark.slow
 def test_slow_clients_do_not_hold_connections(server):
     """Half a request head, then nothing: the server closes it after header_timeout_s (1 s in
-    the fixture); a normal client on a kept-alive connection is served meanwhile."""
+    the fixture); a normal client on a kept-alive connection is served meanwhile, and may
+    leave its connection idle (uvicorn's keep-alive timeout closes idle ones, 5 s)."""
     host, port = server.removeprefix("http://").split(":")
     slow = []
     for _ in range(50):
@@ -384,3 +385,23 @@ def test_slow_clients_do_not_hold_connections(server):
             sock.close()
         assert closed == 50
         assert http.get("/health").status_code == 200
+    # a kept-alive connection idle for longer than the head deadline is still open (only a
+    # request that has begun has a deadline), and half a head on it is cut like any other
+    with socket.create_connection((host, int(port))) as sock:
+        sock.settimeout(5)
+        health = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+
+        def answer() -> bytes:  # head and body may come in separate segments
+            data = b""
+            while not data.endswith(b"}") and (chunk := sock.recv(65536)):
+                data += chunk
+            return data
+
+        sock.sendall(health)
+        assert answer().startswith(b"HTTP/1.1 200")
+        time.sleep(1.5)
+        sock.sendall(health)
+        assert answer().startswith(b"HTTP/1.1 200")
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-")
+        time.sleep(1.5)
+        assert sock.recv(100) == b""
