@@ -4,4 +4,4 @@
 does not, but it does scan this namespace first, so `train_schema` and `schema/...` resolve there too.
 """
 
-import obesity.config  # noqa: F401  (ConfigStore registration on import)
+import obesity.config.schemas  # noqa: F401  (ConfigStore registration on import)

@@ -1,3 +1,3 @@
 """Hydra discovers sweeper plugins in the `hydra_plugins` namespace; ours lives in obesity.sweeper."""
 
-from obesity.sweeper import StudySweeper  # noqa: F401
+from obesity.sweep.sweeper import StudySweeper  # noqa: F401

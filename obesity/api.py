@@ -10,44 +10,14 @@ Errors are the command line's errors, raised as `obesity.ConfigError` / `DataErr
 
 from __future__ import annotations
 
-import os
 import shlex
-from typing import Any, Sequence
+from typing import Any
 
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from obesity.config import CONFIG_DIR, flatten
-from obesity.errors import ConfigError
-
-GROUPS = ("data", "model", "registry")
-# In a source checkout the data and the embedded stores live beside configs/; an installed
-# package has no such root: set OBESITY_ROOT or paths.root.
-SOURCE_ROOT = CONFIG_DIR.parent if (CONFIG_DIR.parent / "pyproject.toml").is_file() else None
-
-
-def _root_override(overrides: Sequence[str]) -> list[str]:
-    given = any(o.lstrip("+~").split("=")[0] == "paths.root" for o in overrides)
-    if given or "OBESITY_ROOT" in os.environ or SOURCE_ROOT is None:
-        return []
-    return [f"paths.root={SOURCE_ROOT}"]
-
-
-def compose(overrides: Sequence[str] = (), config_name: str = "train") -> DictConfig:
-    """configs/<config_name>.yaml composed with command-line `overrides`, from any directory."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    overrides = list(overrides)
-    try:
-        with initialize_config_dir(config_dir=str(CONFIG_DIR)):
-            return hydra_compose(config_name, overrides=[*_root_override(overrides), *overrides])
-    except (HydraException, OmegaConfBaseException) as exc:
-        # Hydra's own message names the key (and, for a group, the available options)
-        cause = exc.__cause__ if isinstance(exc.__cause__, OmegaConfBaseException) else None
-        raise ConfigError(f"{exc}" + (f"\n{cause}" if cause and str(cause) not in str(exc) else "")) from None
+from obesity.config.compose import GROUPS, compose, root_override
+from obesity.config.schemas import flatten
 
 
 def fit(cfg: DictConfig) -> Any:
@@ -58,7 +28,8 @@ def fit(cfg: DictConfig) -> Any:
     """
     import hydra.utils
 
-    from obesity import config, training
+    from obesity.config import schemas as config
+    from obesity.training import job as training
 
     with hydra.utils.execution_whitelist(config.EXECUTION_WHITELIST):
         return training.run(cfg, overrides=shlex.split(command_line(cfg))[3:])
@@ -66,26 +37,30 @@ def fit(cfg: DictConfig) -> Any:
 
 def load_data(cfg: DictConfig | None = None) -> pd.DataFrame:
     """The validated, deduplicated data of `cfg.data` (all 17 columns), as training sees it."""
-    from obesity import data
+    from obesity.data.load import load_dataset
 
     cfg = cfg if cfg is not None else compose()
-    return data.load(cfg.data.path).frame.copy()  # a copy: the loader's cache stays untouched
+    return load_dataset(cfg.data.path).frame.copy()  # a copy: the loader's cache stays untouched
 
 
 def load_champion(cfg: DictConfig | None = None, alias: str | None = None) -> Any:
     """The fitted Pipeline registered as `registry.model_name@alias` (default: champion),
-    loaded only if it is a model the framework produced (obesity.model_files)."""
-    from obesity import model_files, promotion, tracking
+    loaded only if it is a model the framework produced (obesity.model.files)."""
     from mlflow.tracking import MlflowClient
+
+    from obesity.errors import RegistryError
+    from obesity.model import files as model_files
+    from obesity.registry import aliases
+    from obesity.stores import locations, tracking
 
     cfg = cfg if cfg is not None else compose()
     reg = cfg.registry
     alias = alias or reg.champion_alias
     tracking.setup(reg)
-    version = promotion.alias_version(MlflowClient(), reg.model_name, alias)
+    version = aliases.alias_version(MlflowClient(), reg.model_name, alias)
     if version is None:
-        raise promotion.RegistryError(
-            f"no {reg.model_name}@{alias} in {tracking.redact(reg.tracking_uri)}: run a sweep "
+        raise RegistryError(
+            f"no {reg.model_name}@{alias} in {locations.redact(reg.tracking_uri)}: run a sweep "
             f"(python -m obesity.train -m sweep=rf) or python -m obesity.registry promote VERSION")
     return model_files.load_pipeline(reg.model_name, version.version)
 
@@ -99,7 +74,7 @@ def command_line(cfg: DictConfig) -> str:
     changed = [f"{key}={_hydra_value(value)}" for key, value in mine.items()
                if key not in base or base[key] != value]
     removed = [f"~{key}" for key in base if key not in mine]
-    auto_root = _root_override([])
+    auto_root = root_override([])
     changed = [c for c in changed if not (auto_root and c == auto_root[0])]
     return " ".join(["python", "-m", "obesity.train", *map(shlex.quote, groups + changed + removed)])
 

@@ -1,4 +1,11 @@
-"""The project's own exception types: every failure a user can cause is one of these."""
+"""The project's own exception types (every failure a user can cause is one of these), and the
+one way an entrypoint turns them into a clear exit."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
 
 
 class ObesityError(Exception):
@@ -24,3 +31,17 @@ class RegistryError(ObesityError):
 class ModelRefused(RegistryError):
     """A registered version the framework will not load: not a model it produced and verified
     (e.g. a pickle, or skops holding types nobody reviewed)."""
+
+
+@contextlib.contextmanager
+def exit_on_error(reraise: bool = False) -> Iterator[None]:
+    """What every entrypoint does with a user's mistake: the ObesityError's message as one line
+    on stderr (`error: ...`) and exit code 1, never a traceback. `reraise`: let it propagate
+    after the line (a sweep trial: the sweeper records the trial as failed and goes on)."""
+    try:
+        yield
+    except ObesityError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        if reraise:
+            raise
+        raise SystemExit(1) from None

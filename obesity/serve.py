@@ -3,32 +3,29 @@
 from __future__ import annotations
 
 import logging
-import sys
 
 import hydra
 from omegaconf import DictConfig
 
-from obesity import config as _config  # noqa: F401  (registers the schemas)
-from obesity.errors import ObesityError
+from obesity.config.compose import CONFIG_DIR
+from obesity.config.schemas import EXECUTION_WHITELIST  # (and registers the schemas)
+from obesity.errors import exit_on_error
 
-log = logging.getLogger("obesity.serve")
+log = logging.getLogger(__name__)
 
 
 # The whitelist covers instantiate() and the logging config (handler factories).
-@hydra.main(config_path=str(_config.CONFIG_DIR), config_name="serve",
-            execution_whitelist=_config.EXECUTION_WHITELIST)
+@hydra.main(config_path=str(CONFIG_DIR), config_name="serve", execution_whitelist=EXECUTION_WHITELIST)
 def main(cfg: DictConfig) -> None:
     import uvicorn
 
-    from obesity import config_checks, http_limits
-    from obesity.app import create_app
+    from obesity.config import checks as config_checks
+    from obesity.serving import http_limits
+    from obesity.serving.app import create_app
 
-    try:
+    with exit_on_error():
         config_checks.check(cfg)
         app = create_app(cfg)
-    except ObesityError as exc:
-        log.error("%s", exc)
-        sys.exit(1)
     log.info("serving %s@%s on http://%s:%d (OpenAPI at /schema)", cfg.model_name, cfg.alias,
              cfg.host, cfg.port)
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level=cfg.log_level,

@@ -2,7 +2,7 @@
 
 Thin on purpose: composing a config (`--help`, `--cfg job`, a misspelt override, an unknown
 option) imports Hydra and the schemas only; mlflow and scikit-learn are imported when a run
-starts (obesity.training). Returns the configured objective so a Hydra sweeper can optimise it.
+starts (obesity.training.job). Returns the configured objective so a Hydra sweeper can optimise it.
 """
 
 from __future__ import annotations
@@ -12,17 +12,17 @@ import time
 _T_START = time.perf_counter()
 
 import logging  # noqa: E402
-import sys  # noqa: E402
 from typing import Any  # noqa: E402
 
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from obesity import config as _config  # noqa: E402  (registers the schemas)
-from obesity import sweep_tracking  # noqa: E402
-from obesity.errors import ObesityError  # noqa: E402
+from obesity.config.compose import CONFIG_DIR  # noqa: E402
+from obesity.config.schemas import EXECUTION_WHITELIST  # noqa: E402  (and registers the schemas)
+from obesity.errors import exit_on_error  # noqa: E402
+from obesity.sweep import context  # noqa: E402
 
-log = logging.getLogger("obesity.train")
+log = logging.getLogger(__name__)
 _IMPORTS = {"entrypoint": time.perf_counter() - _T_START, "run": 0.0}
 
 
@@ -32,10 +32,10 @@ def import_seconds() -> float:
 
 
 def __getattr__(name: str) -> Any:
-    """`obesity.train.run` and `obesity.train.TrainResult` (now in obesity.training), loaded on
+    """`obesity.train.run` and `obesity.train.TrainResult` (now in obesity.training.job), loaded on
     first use so that importing this module stays light."""
     if name in ("run", "TrainResult"):
-        from obesity import training
+        from obesity.training import job as training
 
         return getattr(training, name)
     raise AttributeError(f"module 'obesity.train' has no attribute {name!r}")
@@ -63,23 +63,17 @@ def summary(cfg: DictConfig, result: Any) -> str:
 
 
 # The whitelist covers instantiate() and the logging config (handler factories).
-@hydra.main(config_path=str(_config.CONFIG_DIR), config_name="train",
-            execution_whitelist=_config.EXECUTION_WHITELIST)
+@hydra.main(config_path=str(CONFIG_DIR), config_name="train", execution_whitelist=EXECUTION_WHITELIST)
 def main(cfg: DictConfig) -> float:
     """Hydra entrypoint: one run, or one trial of a sweep."""
     tick = time.perf_counter()
-    from obesity import training  # mlflow, sklearn, pandas: only now that a run starts
+    from obesity.training import job as training  # mlflow, sklearn, pandas: only now that a run starts
 
     _IMPORTS["run"] += time.perf_counter() - tick
-    sweep = sweep_tracking.current()
-    try:
+    sweep = context.current()
+    with exit_on_error(reraise=sweep.parent_run_id is not None):
         result = training.run(cfg, overrides=_task_overrides(), parent_run_id=sweep.parent_run_id,
                                tags=sweep.tags)
-    except ObesityError as exc:
-        log.error("%s", exc)
-        if sweep.parent_run_id is not None:
-            raise  # in a sweep: the sweeper records the trial as failed and goes on (or stops)
-        sys.exit(1)
     # A trial is one line of the sweep's progress; a single run ends with its summary.
     log.log(logging.DEBUG if sweep.parent_run_id else logging.INFO, "%s", summary(cfg, result))
     return result.objective

@@ -23,25 +23,25 @@ import tempfile
 import time
 from pathlib import Path
 
+from obesity.stores import local_servers
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
-import local_servers  # noqa: E402  (free ports, waiting for a server, the venv's PATH)
 
 
 def promote_default_model(outputs: Path) -> None:
     """The default training run (rf, 300 trees), registered and made champion."""
     import obesity
-    from obesity import promotion, training
+    from obesity.registry import promote
+    from obesity.training import job as training
 
     cfg = obesity.compose([f"paths.outputs={outputs}"])
-    print(promotion.register_and_promote(cfg, training.run(cfg)), file=sys.stderr)
+    print(promote.register_and_promote(cfg, training.run(cfg)), file=sys.stderr)
 
 
 def test_rows(n: int) -> list[dict]:
-    from obesity import data
+    from obesity.data.load import load_dataset
 
-    frame = data.load(ROOT / "data/raw/ObesityDataSet_raw_and_data_sinthetic.csv").frame
+    frame = load_dataset(ROOT / "data/raw/ObesityDataSet_raw_and_data_sinthetic.csv").frame
     features = frame.drop(columns=["NObeyesdad"])
     return json.loads(features.sample(n, replace=n > len(features), random_state=0)
                       .to_json(orient="records"))
@@ -102,8 +102,8 @@ def in_process_onnx_ms(outputs: Path, rows: list[dict], repeats: int = 30) -> fl
     from mlflow.tracking import MlflowClient
 
     import obesity
-    from obesity import tracking
-    from obesity.champion import load
+    from obesity.serving.predictors import load
+    from obesity.stores import tracking
 
     cfg = obesity.compose([f"paths.outputs={outputs}"], config_name="serve")
     tracking.use_stores(cfg.registry)

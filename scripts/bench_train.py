@@ -22,9 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from obesity.stores import local_servers
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-import local_servers  # noqa: E402  (free ports, waiting for a server)
 
 PHASES = ("imports", "data", "store", "fit_cv", "logging")
 

@@ -18,14 +18,12 @@ HEADER = ("# GENERATED from configs/ (Hydra composition of train.yaml): do not e
 
 
 def compose_params(overrides: list[str]) -> str:
-    os.environ.pop("OBESITY_ROOT", None)  # keep paths relative to the repository root
-    sys.path.insert(0, str(ROOT))
-    import obesity.config  # noqa: F401  (registers the schemas)
-    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    with initialize_config_dir(config_dir=str(ROOT / "configs")):
-        cfg = compose("train", overrides=overrides)
+    from obesity.config.compose import compose
+
+    os.environ.pop("OBESITY_ROOT", None)
+    cfg = compose(["paths.root=.", *overrides])  # paths relative to the repository root
     OmegaConf.resolve(cfg)
     return OmegaConf.to_yaml(cfg)
 

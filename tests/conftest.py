@@ -8,11 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-import obesity.config  # noqa: E402,F401  (registers the schemas)
+from obesity.config.compose import compose  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -22,20 +21,18 @@ FAST = ["model.n_estimators=60", "cv_folds=3"]
 
 
 def compose_train(overrides: list[str], outputs: Path | None = None):
-    """Compose configs/train.yaml like the CLI does; stores go under `outputs` (a tmp dir)."""
-    extra = [f"paths.root={ROOT}"]
-    if outputs is not None:
-        extra.append(f"paths.outputs={outputs}")
-    with initialize_config_dir(config_dir=str(CONFIGS)):
-        return compose("train", overrides=[*extra, *overrides])
+    """configs/train.yaml composed by the project's one composer; stores go under `outputs`."""
+    extra = [f"paths.root={ROOT}", *([f"paths.outputs={outputs}"] if outputs is not None else [])]
+    return compose([*extra, *overrides])
 
 
 def register(outputs: Path, overrides: list[str]):
     """Train `overrides` (2 folds) into the stores under `outputs`, register it, move aliases."""
-    from obesity import promotion, training
+    from obesity.registry import promote
+    from obesity.training import job as training
 
     cfg = compose_train([*overrides, "cv_folds=2"], outputs)
-    return promotion.register_and_promote(cfg, training.run(cfg))
+    return promote.register_and_promote(cfg, training.run(cfg))
 
 
 def run_cli(args: list[str], outputs: Path, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -11,7 +11,7 @@ import pytest
 from sklearn.pipeline import Pipeline
 
 import obesity
-from obesity import promotion
+from obesity.registry import promote
 from tests.conftest import ROOT, mlflow_client
 
 SMALL = ["model=hgb", "model.max_iter=40", "data=lifestyle", "seed=3", "cv_folds=2"]
@@ -84,7 +84,7 @@ def test_load_champion_is_the_registered_pipeline(fitted):
     with pytest.raises(obesity.RegistryError, match="no obesity_lifestyle@champion"):
         obesity.load_champion(cfg)
     cfg.registry.promotion_threshold = 0.5  # a small lifestyle model: approve it for the test
-    promotion.register_and_promote(cfg, result)
+    promote.register_and_promote(cfg, result)
     champion = obesity.load_champion(cfg)
     frame = obesity.load_data(cfg).head(20)
     assert list(champion.predict(frame)) == list(result.model.predict(frame))
@@ -99,7 +99,7 @@ def test_an_installed_package_finds_its_packaged_configs(tmp_path):
     shutil.copytree(ROOT / "configs", site / "obesity" / "configs")
     elsewhere = tmp_path / "work"
     elsewhere.mkdir()
-    code = ("import obesity, obesity.config as c; cfg = obesity.compose(['model=lr']); "
+    code = ("import obesity, obesity.config.compose as c; cfg = obesity.compose(['model=lr']); "
             "print(c.CONFIG_DIR, cfg.model.name, cfg.paths.root)")
     proc = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, text=True,
                           capture_output=True, env={"PYTHONPATH": str(site), "PATH": "/usr/bin"},

@@ -7,12 +7,12 @@ import subprocess
 import sys
 
 import pytest
-from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf import OmegaConf
 from sklearn.pipeline import Pipeline
 
-from obesity import pipeline, training
 from obesity.errors import ConfigError, ObesityError
+from obesity.model import pipeline
+from obesity.training import job as training
 from tests.conftest import CONFIGS, ROOT, compose_train, run_cli
 
 MODELS = sorted(p.stem for p in (CONFIGS / "model").glob("*.yaml"))
@@ -46,18 +46,17 @@ def test_overrides_reach_the_estimator(tmp_path):
 
 
 def test_misspelt_key_fails_naming_it(tmp_path):
-    with pytest.raises(ConfigCompositionException, match="model.max_dept"):
+    with pytest.raises(ConfigError, match="model.max_dept"):
         compose_train(["model=hgb", "model.max_dept=12"], tmp_path)
 
 
 def test_wrong_type_fails_naming_the_key(tmp_path):
-    with pytest.raises(ConfigCompositionException) as info:
+    with pytest.raises(ConfigError, match="model.n_estimators"):
         compose_train(["model.n_estimators=many"], tmp_path)
-    assert "model.n_estimators" in str(info.value) + str(info.value.__cause__)
 
 
 def test_unknown_model_lists_the_available_ones(tmp_path):
-    with pytest.raises(MissingConfigException) as info:
+    with pytest.raises(ConfigError) as info:
         compose_train(["model=xgb"], tmp_path)
     for name in MODELS:
         assert f"\t{name}\n" in str(info.value) or str(info.value).endswith(f"\t{name}")
@@ -83,7 +82,7 @@ def test_server_registry_takes_its_uri_from_the_environment(tmp_path, monkeypatc
 
 
 def test_server_registry_without_its_env_var_is_a_clear_error(tmp_path, monkeypatch):
-    from obesity import training
+    from obesity.training import job as training
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     with pytest.raises(ConfigError, match="registry=server needs its environment.*MLFLOW_TRACKING_URI"):

@@ -8,8 +8,9 @@ import sys
 import pandas as pd
 import pytest
 
-from obesity import data as data_io
-from obesity.contract import CLASSES, FEATURE_NAMES, TARGET
+from obesity.data.contract import CLASSES, FEATURE_NAMES, TARGET
+from obesity.data.load import load_dataset
+from obesity.data.split import split_dataset
 from obesity.errors import DataError
 from tests.conftest import RAW_CSV, ROOT
 
@@ -18,7 +19,7 @@ RAW_MD5 = "aff636fcccdf0a24ed7186e48bad2548"  # the DVC pointer's md5: data/raw/
 
 @pytest.fixture(scope="module")
 def dataset():
-    return data_io.load(RAW_CSV)
+    return load_dataset(RAW_CSV)
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +49,9 @@ def test_exact_duplicates_are_dropped_and_counted(dataset):
 
 
 def test_split_is_stratified_seeded_and_disjoint(dataset):
-    a = data_io.split(dataset, 0.2, seed=42)
-    b = data_io.split(dataset, 0.2, seed=42)
-    c = data_io.split(dataset, 0.2, seed=43)
+    a = split_dataset(dataset, 0.2, seed=42)
+    b = split_dataset(dataset, 0.2, seed=42)
+    c = split_dataset(dataset, 0.2, seed=43)
     assert a.X_test.index.equals(b.X_test.index)
     assert not a.X_test.index.equals(c.X_test.index)
     assert a.X_train.index.intersection(a.X_test.index).empty
@@ -61,36 +62,36 @@ def test_split_is_stratified_seeded_and_disjoint(dataset):
 
 
 def test_lifestyle_features_leave_out_height_and_weight(dataset):
-    s = data_io.split(dataset, 0.2, seed=42, exclude=["Height", "Weight"])
+    s = split_dataset(dataset, 0.2, seed=42, exclude=["Height", "Weight"])
     assert list(s.X_train.columns) == [c for c in FEATURE_NAMES if c not in ("Height", "Weight")]
 
 
 def test_missing_file_names_it_and_suggests_dvc_pull(tmp_path):
     with pytest.raises(DataError, match="nope.csv: no such file"):
-        data_io.load(tmp_path / "nope.csv")
+        load_dataset(tmp_path / "nope.csv")
 
 
 def test_empty_file(tmp_path):
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(DataError, match=r"empty\.csv: the file is empty"):
-        data_io.load(tmp_path / "empty.csv")
+        load_dataset(tmp_path / "empty.csv")
 
 
 def test_header_only(tmp_path, lines):
     with pytest.raises(DataError, match="no data rows"):
-        data_io.load(write(tmp_path, lines[:1]))
+        load_dataset(write(tmp_path, lines[:1]))
 
 
 def test_binary_file_is_unreadable_not_a_crash(tmp_path):
     path = tmp_path / "blob.csv"
     path.write_bytes(bytes(range(256)) * 40)
     with pytest.raises(DataError, match=r"blob\.csv"):
-        data_io.load(path)
+        load_dataset(path)
 
 
 def test_a_directory_is_not_a_file(tmp_path):
     with pytest.raises(DataError, match="no such file"):
-        data_io.load(tmp_path)
+        load_dataset(tmp_path)
 
 
 def test_missing_column_is_named(tmp_path, lines):
@@ -98,14 +99,14 @@ def test_missing_column_is_named(tmp_path, lines):
     path = tmp_path / "no_favc.csv"
     frame.to_csv(path, index=False)
     with pytest.raises(DataError, match=r"missing column\(s\): FAVC"):
-        data_io.load(path)
+        load_dataset(path)
 
 
 def test_unknown_category_names_column_value_and_line(tmp_path, lines):
     rows = lines[:12]
     rows[5] = rows[5].replace("Public_Transportation", "Teleport")
     with pytest.raises(DataError) as info:
-        data_io.load(write(tmp_path, rows))
+        load_dataset(write(tmp_path, rows))
     msg = str(info.value)
     assert "'MTRANS'" in msg and "'Teleport'" in msg and "line(s) 6" in msg
 
@@ -122,7 +123,7 @@ def test_nan_and_blank_cells_are_missing_values_with_lines(tmp_path, lines):
     set_cell(rows, 4, "Age", "")
     set_cell(rows, 9, "Age", "NaN")
     with pytest.raises(DataError, match=r"column 'Age': missing values at line\(s\) 4, 9"):
-        data_io.load(write(tmp_path, rows))
+        load_dataset(write(tmp_path, rows))
 
 
 def test_out_of_range_and_non_numbers_are_named(tmp_path, lines):
@@ -131,7 +132,7 @@ def test_out_of_range_and_non_numbers_are_named(tmp_path, lines):
     set_cell(rows, 8, "Weight", "heavy")
     set_cell(rows, 11, "FAF", "inf")
     with pytest.raises(DataError) as info:
-        data_io.load(write(tmp_path, rows))
+        load_dataset(write(tmp_path, rows))
     msg = str(info.value)
     assert "column 'Height': outside [1, 2.5]: '175' at line(s) 3" in msg
     assert "column 'Weight': not a number: 'heavy' at line(s) 8" in msg
@@ -143,7 +144,7 @@ def test_ragged_rows_are_a_csv_error(tmp_path, lines):
     rows = lines[:5]
     rows[2] += ",extra,cells"
     with pytest.raises(DataError, match="not a well-formed CSV"):
-        data_io.load(write(tmp_path, rows))
+        load_dataset(write(tmp_path, rows))
 
 
 def test_cli_on_bad_data_exits_non_zero_and_records_nothing_finished(tmp_path, lines):
@@ -173,7 +174,7 @@ def test_data_too_small_for_the_split_is_named_before_anything_is_recorded(
         tmp_path, lines, rows_of_one_class, overrides, needs):
     """One class with too few rows: one line naming the class, its count and what the settings
     need; no run opened, no store created."""
-    from obesity import training
+    from obesity.training import job as training
     from tests.conftest import compose_train
 
     header, body = lines[0], lines[1:]

@@ -15,7 +15,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from obesity.db_lock import db_lock
+from obesity.stores import local_servers
+from obesity.stores.locks import db_lock
 from tests.conftest import ROOT
 
 N_TRIALS = 8
@@ -23,8 +24,6 @@ STUDY = "sweep-rf_data-full"
 WORKER = ["-m", "sweep=rf", "registry=server", f"hydra.sweeper.n_trials={N_TRIALS}",
           "hydra.sweeper.n_jobs=1", "cv_folds=2",
           "model.n_estimators=40"]  # fixed: the rest of the space is searched
-sys.path.insert(0, str(ROOT / "scripts"))
-import local_servers  # noqa: E402  (scripts/local_servers.py: also used by bench_scale.py)
 
 ENV = local_servers.VENV_ENV
 
@@ -47,7 +46,7 @@ def mlflow_server(postgres, tmp_path_factory):
 
 def assert_exclusive(url: str) -> None:
     """Two processes take the same lock; the second waits until the first lets go."""
-    code = ("import sys, time; from obesity.db_lock import db_lock\n"
+    code = ("import sys, time; from obesity.stores.locks import db_lock\n"
             "with db_lock(sys.argv[1], 'study:x'):\n print('held', flush=True); time.sleep(1.5)\n")
     holder = subprocess.Popen([sys.executable, "-c", code, url], cwd=ROOT, stdout=subprocess.PIPE,
                               text=True)

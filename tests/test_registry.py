@@ -13,7 +13,7 @@ import threading
 import pytest
 from mlflow.tracking import MlflowClient
 
-from obesity import registry as registry_module
+from obesity.registry import cli as registry_module
 from tests.conftest import RAW_CSV, ROOT, compose_train, register
 
 
@@ -163,35 +163,37 @@ class Killed(BaseException):
 
 
 def test_a_promotion_killed_before_its_aliases_moved_is_finished_by_the_rerun(tmp_path, monkeypatch):
-    from obesity import promotion, training
+    from obesity.registry import aliases as alias_moves
+    from obesity.registry import policy, promote
+    from obesity.training import job as training
 
     cfg = compose_train(["model=lr", "cv_folds=2"], tmp_path)
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     best = client.get_run(training.run(cfg).run_id)  # a finished run, as a sweep's best trial is
-    decide_version = promotion.decide_version
+    decide_version = policy.decide_version
 
     def killed(*args, **kwargs):
         raise Killed
 
-    monkeypatch.setattr(promotion, "decide_version", killed)  # right after register_model
+    monkeypatch.setattr(promote, "decide_version", killed)  # right after register_model
     with pytest.raises(Killed):
-        promotion.promote_run(cfg, best)
-    monkeypatch.setattr(promotion, "decide_version", decide_version)
+        promote.promote_run(cfg, best)
+    monkeypatch.setattr(promote, "decide_version", decide_version)
     [version] = client.search_model_versions("name = 'obesity_full'")
     assert client.get_registered_model("obesity_full").aliases == {}
-    assert "onnx" not in version.tags and promotion.DECIDED_TAG not in version.tags
+    assert "onnx" not in version.tags and policy.DECIDED_TAG not in version.tags
 
-    finished = promotion.promote_run(cfg, best)  # the rerun of the same sweep's end
+    finished = promote.promote_run(cfg, best)  # the rerun of the same sweep's end
     assert (finished.version, finished.champion) == ("1", "1")
     assert aliases(tmp_path) == {"champion": "1", "challenger": "1"}
     version = client.get_model_version("obesity_full", "1")
-    assert version.tags["onnx"] == "verified" and version.tags[promotion.DECIDED_TAG]
-    assert [(e["alias"], e["to"]) for e in promotion.alias_log(client, "obesity_full")] == \
+    assert version.tags["onnx"] == "verified" and version.tags[policy.DECIDED_TAG]
+    assert [(e["alias"], e["to"]) for e in alias_moves.alias_log(client, "obesity_full")] == \
         [("challenger", "1"), ("champion", "1")]
 
-    again = promotion.promote_run(cfg, best)  # decided exactly once
+    again = promote.promote_run(cfg, best)  # decided exactly once
     assert again.why == "registered already"
-    assert len(promotion.alias_log(client, "obesity_full")) == 2
+    assert len(alias_moves.alias_log(client, "obesity_full")) == 2
     assert len(client.search_model_versions("name = 'obesity_full'")) == 1
 
 
@@ -201,15 +203,16 @@ def test_alias_moves_on_one_model_are_serialised(registry, monkeypatch, second):
     """Two moves that both reach the alias log at once: a barrier lets them meet if nothing
     serialises them (then both write the same log index); with the lock the first waits out
     the barrier alone and the log stays complete and contiguous."""
-    from obesity import promotion, registry_commands
     from obesity.errors import RegistryError
+    from obesity.registry import aliases
+    from obesity.registry.commands import COMMANDS
 
     outputs, _ = registry
     cfg = compose_train([], outputs)  # composed once: Hydra's compose is not thread-safe
     client = MlflowClient(f"sqlite:///{outputs}/mlflow.db")
-    before = promotion.alias_log(client, "obesity_full")
+    before = aliases.alias_log(client, "obesity_full")
     barrier = threading.Barrier(2, timeout=1)
-    read_log = promotion.alias_log
+    read_log = aliases.alias_log
 
     def log_read_at_the_same_moment(client_, name):
         entries = read_log(client_, name)
@@ -217,12 +220,12 @@ def test_alias_moves_on_one_model_are_serialised(registry, monkeypatch, second):
             barrier.wait()
         return entries
 
-    monkeypatch.setattr(promotion, "alias_log", log_read_at_the_same_moment)
+    monkeypatch.setattr(aliases, "alias_log", log_read_at_the_same_moment)
     codes = {}
 
     def run(key: str, command: str, **args: str) -> None:  # what the CLI's main calls
         try:
-            getattr(registry_commands, command)(cfg, argparse.Namespace(**args))
+            COMMANDS[command](cfg, argparse.Namespace(**args))
             codes[key] = 0
         except RegistryError:  # e.g. nothing left to roll back
             codes[key] = 1
@@ -233,7 +236,7 @@ def test_alias_moves_on_one_model_are_serialised(registry, monkeypatch, second):
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
-    monkeypatch.setattr(promotion, "alias_log", read_log)
+    monkeypatch.setattr(aliases, "alias_log", read_log)
     after = read_log(client, "obesity_full")
     moved = sum(code == 0 for code in codes.values())
     assert codes["first"] == 0 and len(after) == len(before) + moved
@@ -242,23 +245,23 @@ def test_alias_moves_on_one_model_are_serialised(registry, monkeypatch, second):
         [f"alias_log.{i:06d}" for i in range(len(after))]
     assert barrier.broken  # the two moves never were inside together
     if second["command"] == "rollback" and codes["second"] == 0:  # leave champion where it was
-        promotion.set_alias(client, compose_train([], outputs).registry, "champion",
+        aliases.set_alias(client, compose_train([], outputs).registry, "champion",
                             after[-1]["from"], "test: undo the rollback")
 
 
 def test_a_changed_data_file_is_never_taken_for_a_versions_test_split(tmp_path):
-    from obesity import promotion
     from obesity.errors import DataError
+    from obesity.registry import policy
 
     data = tmp_path / "data.csv"
     shutil.copy(RAW_CSV, data)
     registered = register(tmp_path, ["model=lr", f"data.path={data}"])
     version = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_model_version(
         "obesity_full", registered.version)
-    assert len(promotion.test_split_of(version).y_test) == 418
+    assert len(policy.test_split_of(version).y_test) == 418
     data.write_text("".join(data.read_text().splitlines(keepends=True)[:-1]))  # a new version
     with pytest.raises(DataError, match="is not the data obesity_full version 1 was trained on"):
-        promotion.test_split_of(version)
+        policy.test_split_of(version)
 
 
 def test_any_promotion_metric_is_tagged_and_compared(tmp_path):

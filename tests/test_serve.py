@@ -18,18 +18,18 @@ import mlflow
 import numpy as np
 import pytest
 import schemathesis
-from schemathesis import GenerationMode
-from schemathesis.config import SchemathesisConfig
 from litestar.testing import TestClient
 from mlflow.tracking import MlflowClient
+from schemathesis import GenerationMode
+from schemathesis.config import SchemathesisConfig
 
 import obesity
-from obesity import data, promotion
-from obesity.app import create_app
+from obesity.data.load import file_md5, load_dataset
+from obesity.data.split import split_dataset
+from obesity.registry import aliases
+from obesity.serving.app import create_app
+from obesity.stores import local_servers
 from tests.conftest import RAW_CSV, ROOT, register
-
-sys.path.insert(0, str(ROOT / "scripts"))
-import local_servers  # noqa: E402  (free ports, waiting for a server)
 
 MODEL = "obesity_full"
 
@@ -48,13 +48,13 @@ def registry(tmp_path_factory):
     register(outputs, ["model=rf", "model.n_estimators=60"])
     register(outputs, ["model=hgb", "model.max_iter=60", "registry.onnx_twin=false"])
     client = MlflowClient(f"sqlite:///{outputs}/mlflow.db")
-    promotion.set_alias(client, compose_serve(outputs).registry, "champion", "1", "test: start from v1")
+    aliases.set_alias(client, compose_serve(outputs).registry, "champion", "1", "test: start from v1")
     return outputs
 
 
 @pytest.fixture(scope="module")
 def test_rows():
-    split = data.split(data.load(RAW_CSV), 0.2, 42)
+    split = split_dataset(load_dataset(RAW_CSV), 0.2, 42)
     return split.X_test.head(60)
 
 
@@ -77,7 +77,7 @@ def test_predictions_equal_the_models_own(registry, test_rows, use_onnx):
         info = client.get("/model").json()
         assert (info["version"], info["alias"]) == ("1", "champion")
         assert info["backend"] == ("onnx" if use_onnx else "sklearn")
-        assert info["data_md5"] == data.file_md5(RAW_CSV) and "test_f1_macro" in info["metrics"]
+        assert info["data_md5"] == file_md5(RAW_CSV) and "test_f1_macro" in info["metrics"]
 
         batch = client.post("/predict/batch", json={"rows": as_json(test_rows)})
         assert batch.status_code == 200, batch.text
@@ -220,7 +220,7 @@ def test_champion_swaps_under_load_without_a_failed_request(server, registry, te
         w.start()
     time.sleep(1.0)
     client = MlflowClient(f"sqlite:///{registry}/mlflow.db")
-    promotion.set_alias(client, compose_serve(registry).registry, "champion", "2", "test: swap under load")
+    aliases.set_alias(client, compose_serve(registry).registry, "champion", "2", "test: swap under load")
     deadline = time.monotonic() + 90  # v2 has no twin yet: the service makes one, then swaps
     while httpx.get(f"{server}/ready").json()["version"] != "2" and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -316,7 +316,7 @@ class CodeInAPickle:
 
 
 def test_a_version_the_framework_did_not_produce_is_never_loaded_or_promoted(tmp_path, capfd):
-    from obesity import tracking
+    from obesity.stores import tracking
     from tests.test_registry import registry_cli
 
     register(tmp_path, ["model=lr"])  # v1: a real champion

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
-
 import os
 import signal
 import subprocess
 import sys
 import time
 
+import pytest
 from optuna.trial import TrialState
 
 from tests.conftest import ROOT, STUDY, SWEEP, load_study, mlflow_client, run_sweep

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from obesity import training
-from obesity.contract import CLASSES, FEATURE_NAMES, TARGET
+from obesity.data.contract import CLASSES, FEATURE_NAMES, TARGET
 from obesity.errors import ConfigError, StoreError
+from obesity.training import job as training
 from tests.conftest import FAST, RAW_CSV, compose_train
 
 
@@ -111,14 +111,14 @@ def test_a_store_that_cannot_be_opened_fails_at_once_naming_the_file(tmp_path, b
 
 def test_overrides_with_spaces_survive_the_logged_param(tmp_path):
     """A run's `overrides` param is what a refit parses back: quoted, not split on spaces."""
-    from obesity import promotion
+    from obesity.registry import promote
 
     data = tmp_path / "my  data.csv"
     data.write_bytes(RAW_CSV.read_bytes())
     overrides = ["model=lr", f"data.path={data}", "cv_folds=2", "log_model=false"]
     result = training.run(compose_train(overrides, tmp_path), overrides=overrides)
     run = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(result.run_id)
-    assert promotion.split_overrides(run.data.params["overrides"]) == overrides
+    assert promote.split_overrides(run.data.params["overrides"]) == overrides
 
 
 def test_the_returned_model_is_fitted_or_none(tmp_path):

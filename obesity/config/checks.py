@@ -16,7 +16,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from obesity.contract import FEATURE_NAMES, TARGET
+from obesity.data.contract import FEATURE_NAMES, TARGET
 from obesity.errors import ConfigError
 
 log = logging.getLogger(__name__)

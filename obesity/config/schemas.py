@@ -8,19 +8,12 @@ their own group so that `model=` lists only the real model configs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterator, Mapping, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import II, MISSING
 
-from obesity.contract import FEATURE_NAMES
-
-# configs/: inside the package in an installed wheel (pyproject force-include), else beside it in
-# a source checkout. Every entrypoint and the Python API compose from here, so the working
-# directory never matters.
-_PACKAGED = Path(__file__).resolve().parent / "configs"
-CONFIG_DIR: Path = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parents[1] / "configs"
+from obesity.data.contract import FEATURE_NAMES
 
 
 @dataclass
@@ -156,9 +149,9 @@ ESTIMATOR_TARGETS: list[str] = [schema._target_ for schema in MODEL_SCHEMAS.valu
 # spaces, Optuna's samplers. Active around the CLI (hydra.utils.execution_whitelist).
 EXECUTION_WHITELIST: list[str] = [
     *ESTIMATOR_TARGETS,
-    "obesity.sweep_tracking.SweepTracking",
-    "obesity.config_checks.ConfigCheck",
-    "obesity.search_spaces.*",
+    "obesity.sweep.callback.SweepTracking",
+    "obesity.config.checks.ConfigCheck",
+    "obesity.sweep.search_spaces.*",
     "optuna.samplers.*",
     "hydra_plugins.hydra_optuna_sweeper.*",
 ]
@@ -181,7 +174,7 @@ class ServeConfig:
     body_limit_bytes: int = 2_000_000  # ~1000 rows of JSON, with room
     use_onnx: bool = True  # serve the verified ONNX twin when the version has one
     export_onnx: bool = True  # make the twin at first load when a version has none
-    # Bounds on clients (uvicorn, and obesity.http_limits for what uvicorn lacks):
+    # Bounds on clients (uvicorn, and obesity.serving.http_limits for what uvicorn lacks):
     header_timeout_s: float = 10.0  # a request head must arrive whole within this (slowloris)
     keep_alive_timeout_s: int = 5  # an idle keep-alive connection is closed after this
     limit_concurrency: int = 1000  # connections + requests in flight; beyond: 503 at once

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from obesity.contract import COLUMNS, TARGET, Categorical, Numeric
+from obesity.data.contract import COLUMNS, TARGET, Categorical, Numeric
 from obesity.errors import DataError
 
 # CSV line numbers are what a user sees in an editor: the header is line 1, the first row line 2.
@@ -36,14 +35,6 @@ class Dataset:
         return self.rows_raw - self.rows
 
 
-@dataclass(frozen=True)
-class Split:
-    """Train and test partitions of features (X) and labels (y)."""
-
-    X_train: pd.DataFrame
-    X_test: pd.DataFrame
-    y_train: pd.Series
-    y_test: pd.Series
 
 
 def file_md5(path: Path) -> str:
@@ -55,7 +46,7 @@ def file_md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load(path: str | Path) -> Dataset:
+def load_dataset(path: str | Path) -> Dataset:
     """Read the CSV at `path`, check it against the contract and drop exact duplicate rows.
 
     Raises DataError naming the file, and for contract breaches the column, the bad values and
@@ -174,53 +165,9 @@ def select_features(frame: pd.DataFrame, exclude: list[str] | tuple[str, ...] = 
     return frame.drop(columns=[TARGET, *exclude])
 
 
-def split(dataset: Dataset, test_size: float, seed: int, stratify: bool = True,
-          exclude: list[str] | tuple[str, ...] = ()) -> Split:
-    """A seeded (and by default label-stratified) train/test split of the deduplicated rows.
-
-    DataError, naming the class and its count, when the data is too small for the split.
-    The same split of the same (cached) data set is made once per process: sweep trials.
-    """
-    key = (dataset.md5, str(dataset.path), test_size, seed, stratify, tuple(exclude))
-    if key not in _SPLITS:
-        _SPLITS.clear()  # one at a time, like the data set cache
-        _SPLITS[key] = _split(dataset, test_size, seed, stratify, exclude)
-    return _SPLITS[key]
 
 
-_SPLITS: dict[tuple, Split] = {}
 
 
-def _split(dataset: Dataset, test_size: float, seed: int, stratify: bool,
-           exclude: list[str] | tuple[str, ...]) -> Split:
-    X = select_features(dataset.frame, exclude)
-    y = dataset.frame[TARGET]
-    counts = y.value_counts()
-    n_test = math.ceil(test_size * len(y))
-    if stratify:
-        rare = counts[counts < 2]
-        if len(rare):
-            raise DataError(f"{dataset.path}: class {rare.index[0]!r} has {rare.iloc[0]} row(s); "
-                            "a stratified test split (data.stratify=true) needs at least 2 in "
-                            "every class")
-        if not len(counts) <= n_test <= len(y) - len(counts):
-            raise DataError(f"{dataset.path}: data.test_size={test_size} holds out {n_test} of "
-                            f"{len(y)} rows; a stratified split of {len(counts)} classes needs "
-                            f"at least {len(counts)} rows on each side")
-    from sklearn.model_selection import train_test_split  # here: loading data needs no sklearn
-
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=test_size, random_state=seed, stratify=y if stratify else None
-    )
-    return Split(X_train, X_test, y_train, y_test)
 
 
-def check_folds(dataset: Dataset, split_: Split, cv_folds: int) -> None:
-    """DataError unless every class of the data has `cv_folds` rows in the training split
-    (stratified k-fold CV needs one per fold; fewer gives meaningless per-class scores)."""
-    counts = split_.y_train.value_counts().reindex(dataset.frame[TARGET].unique(), fill_value=0)
-    short = counts[counts < cv_folds].sort_values()
-    if len(short):
-        raise DataError(f"{dataset.path}: class {short.index[0]!r} has {short.iloc[0]} row(s) in "
-                        f"the training split; cv_folds={cv_folds} needs at least {cv_folds} in "
-                        "every class (use fewer folds, or more rows of that class)")

@@ -12,8 +12,8 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import Pipeline
 
-from obesity.config_checks import OBJECTIVES  # noqa: F401  (re-exported)
-from obesity.contract import CLASSES
+from obesity.config.checks import OBJECTIVES  # noqa: F401  (re-exported)
+from obesity.data.contract import CLASSES
 
 
 @dataclass(frozen=True)

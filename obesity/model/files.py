@@ -20,7 +20,8 @@ from obesity.errors import ModelRefused, RegistryError
 
 # Types skops may load besides its own defaults: reviewed once here, never "trust everything".
 SKOPS_TRUSTED_TYPES = [
-    "obesity.features.AddBMI",  # our own BMI step
+    "obesity.model.features.AddBMI",  # our own BMI step
+    "obesity.features.AddBMI",  # the same class, by its path before 0.2 (obesity/features.py)
     "sklearn.tree._tree.Tree",  # rf, et
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",  # hgb
 ]

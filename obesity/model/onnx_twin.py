@@ -27,10 +27,10 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from obesity.contract import NUMERIC_FEATURES
-from obesity.features import AddBMI
+from obesity.data.contract import NUMERIC_FEATURES
+from obesity.model.features import AddBMI
 
-log = logging.getLogger("obesity.onnx")
+log = logging.getLogger(__name__)
 CLASSES_KEY = "classes"
 TOLERANCE = 1e-5  # largest accepted |p_onnx - p_sklearn| on the test split
 

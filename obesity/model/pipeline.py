@@ -11,10 +11,10 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from obesity.config import ESTIMATOR_TARGETS, ModelConfig, feature_columns
-from obesity.contract import NUMERIC_FEATURES
+from obesity.config.schemas import ESTIMATOR_TARGETS, ModelConfig, feature_columns
+from obesity.data.contract import NUMERIC_FEATURES
 from obesity.errors import ConfigError
-from obesity.features import AddBMI
+from obesity.model.features import AddBMI
 
 # Keys of a model node that configure the framework, not the estimator.
 FRAMEWORK_KEYS = frozenset(k for k in ModelConfig.__dataclass_fields__ if k != "_target_")

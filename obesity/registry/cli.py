@@ -17,18 +17,9 @@ Which registry: the `registry` config group, e.g. `-o registry=server` or
 from __future__ import annotations
 
 import argparse
-import sys
-from datetime import datetime, timezone
 
-from omegaconf import DictConfig
-
-from obesity import config as _config  # noqa: F401  (registers the schemas)
-from obesity.errors import ObesityError
-
-def load_config(overrides: list[str]) -> DictConfig:
-    from obesity.api import compose
-
-    return compose(overrides)
+from obesity.config.compose import compose
+from obesity.errors import exit_on_error
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,28 +48,12 @@ def main(argv: list[str] | None = None) -> int:
                        "test split, register it and promote it (guarded)")
     p.add_argument("run_id")
     args = parser.parse_args(argv)
-    try:
-        from obesity import registry_commands
+    with exit_on_error():  # a bad override, an unknown version, an unreachable server
+        cfg = compose(args.override)
+        from obesity.registry.commands import COMMANDS
+        from obesity.stores.tracking import store_errors
 
-        cfg = load_config(args.override)
-        out = getattr(registry_commands, args.command)(cfg, args)
-    except ObesityError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # bad override, unreachable server: one line, not a traceback
-        from hydra.errors import HydraException
-
-        if not isinstance(exc, HydraException) and "mlflow" not in type(exc).__module__:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        with store_errors(cfg.registry):
+            out = COMMANDS[args.command](cfg, args)
     print(out)
     return 0
-
-
-def when(ms: int | None) -> str:
-    return datetime.fromtimestamp((ms or 0) / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
@@ -11,8 +13,10 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-from obesity import model_files, promotion, tracking
 from obesity.errors import RegistryError
+from obesity.model import files as model_files
+from obesity.registry import aliases, policy, promote
+from obesity.stores import locks, tracking
 
 
 def _client(cfg: DictConfig) -> MlflowClient:
@@ -47,7 +51,7 @@ def _table(rows: list[dict]) -> str:
     return pd.DataFrame(rows).to_string(index=False) if rows else "(none)"
 
 
-def list(cfg: DictConfig, args: argparse.Namespace) -> str:  # noqa: A001  (the command's name)
+def list_models(cfg: DictConfig, args: argparse.Namespace) -> str:
     client = _client(cfg)
     models = client.search_registered_models()
     if not models:
@@ -58,15 +62,13 @@ def list(cfg: DictConfig, args: argparse.Namespace) -> str:  # noqa: A001  (the 
 
 
 def versions(cfg: DictConfig, args: argparse.Namespace) -> str:
-    from obesity.registry import when
-
     reg = cfg.registry
     client = _client(cfg)
     rows = []
     for v in _versions(client, reg.model_name):
         rows.append({"version": v.version, "aliases": ",".join(v.aliases) or "-",
                      "model": v.tags.get("model", "?"), "data": v.tags.get("data", "?"),
-                     **{m: v.tags.get(m, "-") for m in promotion.METRIC_TAGS},
+                     **{m: v.tags.get(m, "-") for m in promote.METRIC_TAGS},
                      "status": v.tags.get("validation_status", "-"),
                      "data_md5": v.tags.get("data_md5", "-")[:8],
                      "created": when(v.creation_timestamp)})
@@ -81,7 +83,7 @@ def compare(cfg: DictConfig, args: argparse.Namespace) -> str:
     names = sorted(k for k in set(ma) | set(mb) if not k.startswith("time_"))
     rows = [{"metric": k, f"v{a.version}": ma.get(k, np.nan), f"v{b.version}": mb.get(k, np.nan),
              "diff": mb.get(k, np.nan) - ma.get(k, np.nan)} for k in names]
-    split = promotion.test_split_of(a)
+    split = policy.test_split_of(a)
     pred_a = model_files.load_pipeline(reg.model_name, a.version).predict(split.X_test)
     pred_b = model_files.load_pipeline(reg.model_name, b.version).predict(split.X_test)
     agreement = float(np.mean(np.asarray(pred_a) == np.asarray(pred_b)))
@@ -105,35 +107,35 @@ def best(cfg: DictConfig, args: argparse.Namespace) -> str:
     return f"version {v.version}: {metric}={score:.4f} (aliases: {', '.join(v.aliases) or '-'})"
 
 
-def promote(cfg: DictConfig, args: argparse.Namespace) -> str:
+def promote_version(cfg: DictConfig, args: argparse.Namespace) -> str:
     reg = cfg.registry
     client = _client(cfg)
     candidate = _version(client, reg.model_name, args.version)
-    with promotion.registry_lock(reg):
-        decision = promotion.decide(client, reg, candidate, force=args.force)
+    with locks.registry_lock(reg):
+        decision = policy.decide(client, reg, candidate, force=args.force)
         if not decision.promote:
             raise RegistryError(f"not promoted: {decision.why}")
-        promotion.set_alias(client, reg, reg.champion_alias, candidate.version, decision.why,
+        aliases.set_alias(client, reg, reg.champion_alias, candidate.version, decision.why,
                             kind="promote")
     return f"{reg.champion_alias} -> version {candidate.version}: {decision.why}"
 
 
-def alias(cfg: DictConfig, args: argparse.Namespace) -> str:
+def move_alias(cfg: DictConfig, args: argparse.Namespace) -> str:
     reg = cfg.registry
     if args.name == reg.champion_alias:
         raise RegistryError(f"use `promote {args.version}` to move {reg.champion_alias} "
                             "(it is guarded)")
     client = _client(cfg)
     version = _version(client, reg.model_name, args.version)
-    promotion.set_alias(client, reg, args.name, version.version, "set by hand", kind="alias")
+    aliases.set_alias(client, reg, args.name, version.version, "set by hand", kind="alias")
     return f"{args.name} -> version {version.version}"
 
 
-def rollback(cfg: DictConfig, args: argparse.Namespace) -> str:
+def roll_back(cfg: DictConfig, args: argparse.Namespace) -> str:
     reg = cfg.registry
     client = _client(cfg)
     _versions(client, reg.model_name)
-    version = promotion.rollback(client, reg)
+    version = aliases.rollback(client, reg)
     return f"{reg.champion_alias} -> version {version} (rolled back)"
 
 
@@ -141,10 +143,10 @@ def history(cfg: DictConfig, args: argparse.Namespace) -> str:
     reg = cfg.registry
     client = _client(cfg)
     _versions(client, reg.model_name)
-    return _table(promotion.alias_log(client, reg.model_name))
+    return _table(aliases.alias_log(client, reg.model_name))
 
 
-def register(cfg: DictConfig, args: argparse.Namespace) -> str:
+def register_run(cfg: DictConfig, args: argparse.Namespace) -> str:
     """What a sweep does at its end, for any finished run (a trial, a grid child, a single run)."""
     client = _client(cfg)
     try:
@@ -153,6 +155,18 @@ def register(cfg: DictConfig, args: argparse.Namespace) -> str:
         raise RegistryError(f"no run {args.run_id!r} in {cfg.registry.tracking_uri}") from None
     if run.info.status != "FINISHED":
         raise RegistryError(f"run {args.run_id} is {run.info.status}, not FINISHED")
-    result = promotion.promote_run(cfg, run)
+    result = promote.promote_run(cfg, run)
     champion = f"; {cfg.registry.champion_alias} -> version {result.champion}" if result.champion else ""
     return f"version {result.version} ({result.validation_status}): {result.why}{champion}"
+
+
+def when(ms: int | None) -> str:
+    return datetime.fromtimestamp((ms or 0) / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+
+# `python -m obesity.registry <command>` -> the function that runs it
+COMMANDS: dict[str, Callable[[DictConfig, argparse.Namespace], str]] = {
+    "list": list_models, "versions": versions, "compare": compare, "best": best,
+    "promote": promote_version, "alias": move_alias, "rollback": roll_back, "history": history,
+    "register": register_run,
+}

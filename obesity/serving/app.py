@@ -18,6 +18,7 @@ import anyio
 import msgspec
 import msgspec.inspect
 from litestar import Litestar, Request, Response, get, post
+
 # Litestar's own Struct schema plugin (private module): extended below, not rewritten.
 from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.datastructures import State
@@ -25,15 +26,17 @@ from litestar.exceptions import HTTPException, ServiceUnavailableException
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from omegaconf import DictConfig
 
-from obesity import stores
-from obesity.api_schema import (
+from obesity.errors import ConfigError
+from obesity.serving.holder import ModelHolder
+from obesity.serving.predictors import ServedModel
+from obesity.serving.schema import (
     MAX_BATCH_ROWS,
     Batch,
     BatchPrediction,
     ErrorBody,
     FieldError,
-    MalformedBody,
     Health,
+    MalformedBody,
     ModelInfo,
     ModelRef,
     Person,
@@ -44,10 +47,9 @@ from obesity.api_schema import (
     parse_leniently,
     person_errors,
 )
-from obesity.champion import ModelHolder, ServedModel
-from obesity.errors import ConfigError
+from obesity.stores import locations
 
-log = logging.getLogger("obesity.serve")
+log = logging.getLogger(__name__)
 JSON = "application/json"
 
 
@@ -217,7 +219,7 @@ def create_app(cfg: DictConfig) -> Litestar:
 
     if not 1 <= cfg.batch_limit <= MAX_BATCH_ROWS:
         raise ConfigError(f"batch_limit must be between 1 and {MAX_BATCH_ROWS} (got {cfg.batch_limit})")
-    stores.uris(cfg.registry)  # a missing env var fails now; mlflow loads with the first model
+    locations.uris(cfg.registry)  # a missing env var fails now; mlflow loads with the first model
 
     @contextlib.asynccontextmanager
     async def model_lifespan(app: Litestar) -> AsyncIterator[None]:

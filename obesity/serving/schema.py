@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from obesity.contract import CLASSES, FEATURES, Categorical, Numeric
+from obesity.data.contract import CLASSES, FEATURES, Categorical, Numeric
 
 MAX_BATCH_ROWS = 10_000  # hard ceiling of the schema; serve.batch_limit sets the working limit
 MAX_MESSAGE = 80  # characters of a client's value echoed back in an error message

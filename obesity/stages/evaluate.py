@@ -9,20 +9,17 @@ from __future__ import annotations
 import pandas as pd
 from omegaconf import DictConfig
 
-from obesity import evaluate
-from obesity.config import feature_columns
-from obesity.contract import CLASSES, TARGET
+from obesity.config.schemas import feature_columns
+from obesity.data.contract import CLASSES, TARGET
+from obesity.model import evaluate
+from obesity.model.files import load_file
 from obesity.stages import MODEL_FILE, PREPARED, REPORTS, main, write_json
 
 TEST_METRICS = ("test_accuracy", "test_f1_macro")  # per class: reports/per_class.csv
 
 
 def evaluate_stage(cfg: DictConfig) -> None:
-    import skops.io
-
-    from obesity import tracking
-
-    model = skops.io.load(MODEL_FILE, trusted=tracking.SKOPS_TRUSTED_TYPES)
+    model = load_file(MODEL_FILE)  # skops, with the reviewed types only
     test = pd.read_csv(PREPARED / "test.csv")
     X, y = test[feature_columns(cfg.data)], test[TARGET]
     scores = evaluate.score(model, X, y, prefix="test")

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from obesity import data
-from obesity.contract import TARGET
+from obesity.data.contract import TARGET
+from obesity.data.split import split_of
 from obesity.stages import PREPARED, REPORTS, main, write_json
 
 
 def prepare(cfg: DictConfig) -> None:
-    dataset = data.load(cfg.data.path)
-    split = data.split(dataset, cfg.data.test_size, cfg.data.split_seed, cfg.data.stratify)
+    dataset, split = split_of(cfg.data)
     PREPARED.mkdir(parents=True, exist_ok=True)
     for name, X, y in (("train", split.X_train, split.y_train), ("test", split.X_test, split.y_test)):
         X.assign(**{TARGET: y}).to_csv(PREPARED / f"{name}.csv", index=False)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from obesity import training
 from obesity.stages import MODEL_FILE, REPORTS, main, write_json
+from obesity.training import job as training
 
 CV_METRICS = ("cv_accuracy_mean", "cv_accuracy_std", "cv_f1_macro_mean", "cv_f1_macro_std")
 

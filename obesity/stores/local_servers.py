@@ -1,6 +1,6 @@
 """Throwaway PostgreSQL and MLflow tracking servers on loopback, for tests and benchmarks.
 
-    python scripts/local_servers.py      # start both, print the env vars to use, Ctrl-C stops
+    python -m obesity.stores.local_servers      # start both, print the env vars to use, Ctrl-C stops
 
 PostgreSQL comes from Debian's package (scripts/setup.sh installs it); its data dir is a tmp
 dir; as root the server runs as the `postgres` user (it refuses to run as root).
@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-ROOT = Path(__file__).resolve().parents[1]
 VENV_ENV = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true",
             # mlflow starts its web server by name: the venv's bin must be on PATH
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
@@ -97,7 +96,7 @@ def mlflow_server(backend_uri: str, artifacts: Path, workers: int = 2) -> Iterat
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
          "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port),
          "--workers", str(workers)],
-        cwd=ROOT, env=VENV_ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        env=VENV_ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: httpx.get(f"{url}/health", timeout=2).status_code == 200,

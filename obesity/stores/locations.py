@@ -3,16 +3,14 @@ serialise store creation and alias moves on every store kind.
 
 MLflow retries a store it cannot open for ~100 s (ten attempts, exponential back-off) and then
 fails with a traceback that does not name the file; the check here answers at once, naming the
-file and the cause. Locks (obesity.db_lock) live in the database the work touches: a file lock
+file and the cause. Locks (obesity.stores.locks) live in the database the work touches: a file lock
 beside a sqlite store, an advisory lock in PostgreSQL.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sqlite3
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,7 @@ log = logging.getLogger(__name__)
 DATABASES = ("sqlite", "postgresql", "mysql", "mariadb")
 
 
-def _backend(url: str) -> str:
+def backend(url: str) -> str:
     return url.split(":", 1)[0].split("+", 1)[0].lower()
 
 
@@ -52,7 +50,7 @@ def redact(url: str) -> str:
 
 def sqlite_path(url: str) -> Path | None:
     """The file of a `sqlite:///...` URL (None for other URLs and in-memory databases)."""
-    if _backend(url) != "sqlite":
+    if backend(url) != "sqlite":
         return None
     from sqlalchemy.engine import make_url
 
@@ -90,38 +88,9 @@ def check_sqlite(url: str, what: str, create: bool) -> bool:
     return True
 
 
-def _lock_url(reg: Any, allow_study: bool) -> str | None:
-    """The database that holds this registry's locks: MLflow's own when it is one, else (for
-    an MLflow server) the study database."""
-    if _backend(str(reg.tracking_uri)) in DATABASES:
-        return str(reg.tracking_uri)
-    if allow_study and reg.get("study_storage"):
-        return str(reg.study_storage)
-    return None
 
 
-_UNLOCKED_WARNED: set[str] = set()
 
 
-def registry_lock(reg: Any) -> AbstractContextManager:
-    """Serialise every alias move on `reg.model_name` across threads and processes."""
-    from obesity.db_lock import db_lock
-
-    url = _lock_url(reg, allow_study=True)
-    if url is None:
-        if reg.model_name not in _UNLOCKED_WARNED:
-            _UNLOCKED_WARNED.add(reg.model_name)
-            log.warning("alias moves on %s are not serialised across processes: the MLflow store "
-                        "is a server and no study storage is set (set OPTUNA_STORAGE)",
-                        reg.model_name)
-        return contextlib.nullcontext()
-    return db_lock(url, f"registry:{reg.model_name}")
 
 
-def creation_lock(reg: Any) -> AbstractContextManager:
-    """Held while a process first opens MLflow's store: two processes creating (migrating) a
-    fresh store at once crash (`table ... already exists`). A server migrates its own."""
-    from obesity.db_lock import db_lock
-
-    url = _lock_url(reg, allow_study=False)
-    return db_lock(url, "mlflow-store") if url else contextlib.nullcontext()

@@ -1,6 +1,7 @@
-"""A named, cross-process lock held in the study database, for the few read-then-write steps that
-concurrent sweep workers must not interleave: "how many trials are left? ask that many", and
-"is the study finished? then promote its best trial once".
+"""Named, cross-process locks held in the database the work touches, for the few read-then-write
+steps that concurrent processes must not interleave: "how many trials are left? ask that many",
+"is the study finished? then promote its best trial once", "create the fresh MLflow store",
+"move an alias and append it to the alias log".
 
 The database engines already provide such locks; nothing is home-made:
 - PostgreSQL: a session-level advisory lock (`pg_advisory_lock`) keyed by a hash of the name;
@@ -13,13 +14,19 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import logging
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from functools import cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from obesity.errors import ConfigError
+from obesity.stores.locations import DATABASES, backend
+
+log = logging.getLogger(__name__)
 
 
 def _key(name: str) -> int:
@@ -60,8 +67,8 @@ def db_lock(url: str, name: str) -> Iterator[None]:
 def _acquire(url: str, name: str) -> Iterator[None]:
     from sqlalchemy.engine import make_url
 
-    backend = make_url(url).get_backend_name()
-    if backend == "sqlite":
+    engine_kind = make_url(url).get_backend_name()
+    if engine_kind == "sqlite":
         database = make_url(url).database
         if not database or database == ":memory:":
             yield  # one process only: nothing to coordinate
@@ -78,17 +85,54 @@ def _acquire(url: str, name: str) -> Iterator[None]:
         return
     from sqlalchemy import text
 
-    if backend == "postgresql":
+    if engine_kind == "postgresql":
         take, release, params = ("SELECT pg_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)",
                                  {"key": _key(name)})
-    elif backend in ("mysql", "mariadb"):
+    elif engine_kind in ("mysql", "mariadb"):
         take, release, params = ("SELECT GET_LOCK(:name, -1)", "SELECT RELEASE_LOCK(:name)",
                                  {"name": f"obesity:{_key(name)}"})
     else:
-        raise ConfigError(f"no lock for a {backend} study storage: use PostgreSQL, MySQL or sqlite")
+        raise ConfigError(f"no lock for a {engine_kind} study storage: use PostgreSQL, MySQL or sqlite")
     with _engine(url).connect() as connection:
         connection.execute(text(take), params)
         try:
             yield
         finally:
             connection.execute(text(release), params)
+
+
+def _lock_url(reg: Any, allow_study: bool) -> str | None:
+    """The database that holds this registry's locks: MLflow's own when it is one, else (for
+    an MLflow server) the study database."""
+    if backend(str(reg.tracking_uri)) in DATABASES:
+        return str(reg.tracking_uri)
+    if allow_study and reg.get("study_storage"):
+        return str(reg.study_storage)
+    return None
+
+
+_UNLOCKED_WARNED: set[str] = set()
+
+
+def registry_lock(reg: Any) -> AbstractContextManager:
+    """Serialise every alias move on `reg.model_name` across threads and processes."""
+    from obesity.stores.locks import db_lock
+
+    url = _lock_url(reg, allow_study=True)
+    if url is None:
+        if reg.model_name not in _UNLOCKED_WARNED:
+            _UNLOCKED_WARNED.add(reg.model_name)
+            log.warning("alias moves on %s are not serialised across processes: the MLflow store "
+                        "is a server and no study storage is set (set OPTUNA_STORAGE)",
+                        reg.model_name)
+        return contextlib.nullcontext()
+    return db_lock(url, f"registry:{reg.model_name}")
+
+
+def creation_lock(reg: Any) -> AbstractContextManager:
+    """Held while a process first opens MLflow's store: two processes creating (migrating) a
+    fresh store at once crash (`table ... already exists`). A server migrates its own."""
+    from obesity.stores.locks import db_lock
+
+    url = _lock_url(reg, allow_study=False)
+    return db_lock(url, "mlflow-store") if url else contextlib.nullcontext()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,21 +16,19 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("MLFLOW_UV_AUTO_DETECT", "false")
 
 import mlflow  # noqa: E402
-
-import obesity.sqlite_tuning  # noqa: E402,F401  (WAL for the embedded stores)
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from obesity import stores  # noqa: E402
-from obesity.stores import redact  # noqa: E402,F401  (re-exported)
-from obesity.config import flatten  # noqa: E402
-from obesity.model_files import SKOPS_TRUSTED_TYPES  # noqa: E402,F401  (what log_model trusts)
+import obesity.stores.sqlite_tuning  # noqa: E402,F401  (WAL for the embedded stores)
+from obesity.config.schemas import flatten  # noqa: E402
+from obesity.errors import StoreError  # noqa: E402
+from obesity.stores import locations, locks  # noqa: E402
 
 # What loading a logged pipeline needs, pinned to the installed (uv.lock) versions and passed to
 # log_model: MLflow's inference would load the model in a subprocess (~15 s a model, four
 # warnings) and list whatever happened to be imported (pytest, rich). The pipeline's BMI step also
-# needs this project itself (obesity.features), which no package index has.
+# needs this project itself (obesity.model.features), which no package index has.
 MODEL_DISTRIBUTIONS = ("mlflow", "scikit-learn", "skops", "numpy", "scipy", "pandas")
 
 
@@ -46,7 +46,7 @@ RESOLVED_CONFIG = "config/resolved.yaml"  # every run's exact config: what a ref
 
 def use_stores(registry_cfg: DictConfig) -> str:
     """Point MLflow at the configured store (touching nothing yet) and return its URI."""
-    uri, registry_uri = stores.uris(registry_cfg)
+    uri, registry_uri = locations.uris(registry_cfg)
     mlflow.set_tracking_uri(uri)
     if registry_uri:
         mlflow.set_registry_uri(registry_uri)
@@ -62,8 +62,8 @@ def setup(registry_cfg: DictConfig) -> str:
     uri = use_stores(registry_cfg)
     key = (uri, registry_cfg.registry_uri, registry_cfg.experiment)
     if key not in _EXPERIMENT_IDS:  # once per process: sweep workers run many trials
-        stores.check_sqlite(uri, "MLflow store", create=True)
-        with stores.creation_lock(registry_cfg):
+        locations.check_sqlite(uri, "MLflow store", create=True)
+        with locks.creation_lock(registry_cfg):
             _EXPERIMENT_IDS[key] = _experiment_id(registry_cfg)
     return _EXPERIMENT_IDS[key]
 
@@ -113,7 +113,7 @@ def git_state(root: str | Path = ".") -> dict[str, str]:
 
 def kill_orphaned_runs(client: MlflowClient, experiment_id: str) -> list[str]:
     """Mark KILLED the RUNNING runs whose owner process (tag `owner`) is dead."""
-    from obesity import owner
+    from obesity.stores import owner
 
     killed = []
     for run in client.search_runs([experiment_id], "attributes.status = 'RUNNING'",
@@ -127,3 +127,14 @@ def kill_orphaned_runs(client: MlflowClient, experiment_id: str) -> list[str]:
 def run_config(run_id: str) -> DictConfig:
     """The resolved config a run was made with (its `config/resolved.yaml` artifact)."""
     return OmegaConf.create(mlflow.artifacts.load_text(f"runs:/{run_id}/{RESOLVED_CONFIG}"))
+
+
+@contextlib.contextmanager
+def store_errors(registry_cfg: DictConfig) -> Iterator[None]:
+    """An MLflow error that reaches a user (an unreachable server, a request it refuses) as a
+    StoreError naming the store, for the CLI's one-line exit."""
+    try:
+        yield
+    except MlflowException as exc:
+        where = locations.redact(str(registry_cfg.tracking_uri))
+        raise StoreError(f"MLflow store {where}: {str(exc.message).splitlines()[0]}") from None

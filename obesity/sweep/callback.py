@@ -10,41 +10,15 @@ from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-log = logging.getLogger("obesity.sweep")
-PARENT_FILE = "mlflow_parent_run_id"
+from obesity.sweep.context import PARENT_FILE
 
-
-@dataclass(frozen=True)
-class SweepContext:
-    """What a job knows about the sweep it belongs to (nothing for a single run)."""
-
-    parent_run_id: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-
-
-def current() -> SweepContext:
-    """The sweep context of the running Hydra job."""
-    if not HydraConfig.initialized():
-        return SweepContext()
-    hc = HydraConfig.get()
-    if hc.mode != RunMode.MULTIRUN:
-        return SweepContext()
-    parent_file = Path(hc.sweep.dir) / PARENT_FILE
-    parent = parent_file.read_text().strip() if parent_file.is_file() else None
-    tags = {"sweep_run_id": parent} if parent else {}
-    study = hc.sweeper.get("study_name")
-    if study:
-        tags["study"] = str(study)
-    return SweepContext(parent, tags)
+log = logging.getLogger(__name__)
 
 
 def _task_config(config: DictConfig) -> DictConfig:
@@ -61,8 +35,9 @@ def warm_up_workers(config: DictConfig) -> None:
         return
     import threading
 
-    from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
     from joblib import Parallel, delayed
+
+    from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
 
     joblib_cfg = dict(OmegaConf.to_container(launcher, resolve=True))
     joblib_cfg.pop("_target_", None)
@@ -81,7 +56,7 @@ def warm_up_workers(config: DictConfig) -> None:
 
 
 def _import_task_module() -> None:
-    import obesity.training  # noqa: F401
+    import obesity.training.job  # noqa: F401
 
 
 class SweepTracking(Callback):
@@ -95,9 +70,8 @@ class SweepTracking(Callback):
         from mlflow.entities import Param
         from mlflow.tracking import MlflowClient
 
-        from obesity import owner, tracking
-
         from obesity.errors import ObesityError
+        from obesity.stores import locations, owner, tracking
 
         warm_up_workers(config)
         try:  # creates a fresh store under a lock: workers starting together do not race
@@ -115,7 +89,7 @@ class SweepTracking(Callback):
                 "model": config.model.name, "data": config.data.name,
                 **tracking.git_state(config.paths.root)}
         if study:
-            tags |= {"study": str(study), "storage": tracking.redact(str(sweeper.storage))}
+            tags |= {"study": str(study), "storage": locations.redact(str(sweeper.storage))}
         run = client.create_run(experiment_id, run_name=f"sweep {study or 'grid'}", tags=tags)
         self.parent_run_id = run.info.run_id
         params = {
@@ -140,7 +114,8 @@ class SweepTracking(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from mlflow.tracking import MlflowClient
 
-        from obesity import sweep_report
+        from obesity.registry import promote
+        from obesity.sweep import report as sweep_report
 
         client = MlflowClient()
         parent = self.parent_run_id
@@ -156,9 +131,9 @@ class SweepTracking(Callback):
                 if study:
                     promote_study_once(client, config, parent, str(study))
                 else:
-                    from obesity import promotion
+                    from obesity.registry import promote
 
-                    promotion.promote_run(_task_config(config), best_run, sweep_run_id=parent)
+                    promote.promote_run(_task_config(config), best_run, sweep_run_id=parent)
         except Exception:
             client.set_terminated(parent, "FAILED")
             raise
@@ -171,14 +146,15 @@ def promote_study_once(client: Any, config: DictConfig, parent: str, study_name:
     Under the study's lock: while trials still run in other workers, this worker leaves the
     promotion to the last one to finish; the last one re-reads the best trial (others may have
     improved it since this worker's summary) and promotes it. A second worker finishing at the
-    same moment finds that trial registered already (promotion.promote_run) and does nothing.
+    same moment finds that trial registered already (promote.promote_run) and does nothing.
     """
     import optuna
     from optuna.trial import TrialState
 
-    from obesity import promotion, sweep_report
-    from obesity.db_lock import db_lock
-    from obesity.study import lock_name
+    from obesity.registry import promote
+    from obesity.stores.locks import db_lock
+    from obesity.sweep import report as sweep_report
+    from obesity.sweep.study import lock_name
 
     storage = str(config.hydra.sweeper.storage)
     with db_lock(storage, lock_name(study_name)):
@@ -191,4 +167,4 @@ def promote_study_once(client: Any, config: DictConfig, parent: str, study_name:
         best = sweep_report.best_trial_run(client, client.get_run(parent).info.experiment_id,
                                            study_name, study.best_trial.number)
         if best is not None:
-            promotion.promote_run(_task_config(config), best, sweep_run_id=parent)
+            promote.promote_run(_task_config(config), best, sweep_run_id=parent)

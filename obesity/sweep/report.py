@@ -10,7 +10,7 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-log = logging.getLogger("obesity.sweep")
+log = logging.getLogger(__name__)
 
 
 def summarize(client: MlflowClient, config: DictConfig, parent_run_id: str) -> Run | None:

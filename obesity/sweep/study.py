@@ -1,7 +1,7 @@
 """Optuna study helpers and the resumable, shareable sweep loop (imported only when a sweep runs).
 
 The loop is hydra-optuna-sweeper's, with two changes that make N workers on one study exact:
-before EVERY batch, under a lock held in the study database (obesity.db_lock), a worker counts
+before EVERY batch, under a lock held in the study database (obesity.stores.locks), a worker counts
 the trials that are finished or running anywhere and asks only for what is left of `n_trials`;
 and a failed trial is one clear log line, not a traceback.
 """
@@ -14,16 +14,16 @@ import time
 from typing import Any, Sequence
 
 import optuna
-from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
 from omegaconf import OmegaConf
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-import obesity.sqlite_tuning  # noqa: F401  (WAL for the embedded stores)
-from obesity import owner, stores
-from obesity.db_lock import db_lock
+import obesity.stores.sqlite_tuning  # noqa: F401  (WAL for the embedded stores)
+from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
 from obesity.errors import StoreError
+from obesity.stores import locations, owner
+from obesity.stores.locks import db_lock
 
-log = logging.getLogger("obesity.sweep")
+log = logging.getLogger(__name__)
 TAKEN = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)  # count toward n_trials
 OWNER_ATTR = "owner"  # trial user attr: the sweep process (host:pid) that asked for the trial
 
@@ -67,7 +67,7 @@ class ResumableSweeperImpl(OptunaSweeperImpl):
             return
         assert self.launcher is not None and self.job_idx is not None and self.config is not None
         try:
-            stores.check_sqlite(self.storage, "Optuna study storage", create=True)
+            locations.check_sqlite(self.storage, "Optuna study storage", create=True)
         except StoreError as exc:
             log.error("%s", exc)
             raise SystemExit(1) from None

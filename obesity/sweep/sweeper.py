@@ -1,4 +1,4 @@
-"""The Optuna sweeper, made resumable: `hydra.sweeper._target_: obesity.sweeper.StudySweeper`.
+"""The Optuna sweeper, made resumable: `hydra.sweeper._target_: obesity.sweep.sweeper.StudySweeper`.
 
 Differences from hydra-optuna-sweeper's own class:
 - `n_trials` is the TOTAL the study should reach: a rerun of the same command tops the study up
@@ -16,8 +16,9 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from hydra.utils import instantiate
-from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 from omegaconf import DictConfig, OmegaConf
+
+from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 
 SAMPLER_TARGETS = ("hydra_plugins.hydra_optuna_sweeper.*", "optuna.samplers.*")
 
@@ -28,7 +29,7 @@ class StudySweeper(OptunaSweeper):
     def __init__(self, sampler: Any, direction: Any, storage: Any, study_name: Any,
                  n_trials: int, n_jobs: int, max_failure_rate: float,
                  custom_search_space: Any, params: Any) -> None:
-        from obesity.study import ResumableSweeperImpl
+        from obesity.sweep.study import ResumableSweeperImpl
 
         sampler_cfg = OmegaConf.create(OmegaConf.to_container(sampler, resolve=True)) if sampler else None
         self.sweeper = ResumableSweeperImpl(

@@ -11,14 +11,14 @@ import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
 from typing import TYPE_CHECKING, Any
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from obesity import config_checks, owner
-from obesity import data as data_io
+from obesity.config import checks as config_checks
+from obesity.data.split import check_folds, split_of
+from obesity.stores import owner
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -49,16 +49,16 @@ def run(cfg: DictConfig, overrides: list[str] | None = None, parent_run_id: str 
     config_checks.check(cfg)  # ranges and references, before anything is read or opened
     timings: dict[str, float] = {}
     tick = time.perf_counter()
-    dataset = data_io.load(cfg.data.path)  # a bad file fails here, before sklearn and mlflow load
-    split = data_io.split(dataset, cfg.data.test_size, cfg.data.split_seed,
-                          cfg.data.stratify, cfg.data.exclude)
-    data_io.check_folds(dataset, split, cfg.cv_folds)
+    # a bad file fails here, before sklearn and mlflow load
+    dataset, split = split_of(cfg.data, exclude=cfg.data.exclude)
+    check_folds(dataset, split, cfg.cv_folds)
     timings["data"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
     import mlflow
 
-    from obesity import evaluate, pipeline, tracking
+    from obesity.model import evaluate, pipeline
+    from obesity.stores import tracking
 
     timings["imports"] = import_seconds() + time.perf_counter() - tick
     model = pipeline.build(cfg)  # estimator parameters checked before any store is opened
@@ -124,13 +124,14 @@ def _log_model(model: Pipeline, X_train: Any) -> str:
     import mlflow
     from mlflow.models import infer_signature
 
-    from obesity import tracking
+    from obesity.model.files import SKOPS_TRUSTED_TYPES
+    from obesity.stores import tracking
 
     example = X_train.head(3)
     signature = infer_signature(X_train, model.predict(example))
     info = mlflow.sklearn.log_model(
         model, name="model", signature=signature, input_example=example,
-        serialization_format="skops", skops_trusted_types=tracking.SKOPS_TRUSTED_TYPES,
+        serialization_format="skops", skops_trusted_types=SKOPS_TRUSTED_TYPES,
         pip_requirements=tracking.model_requirements(),
     )
     return info.model_uri

@@ -1,0 +1,84 @@
+"""The seeded train/test split of a validated data set, and the fold check CV needs."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from obesity.data.contract import TARGET
+from obesity.data.load import Dataset, load_dataset, select_features
+from obesity.errors import DataError
+
+
+@dataclass(frozen=True)
+class Split:
+    """Train and test partitions of features (X) and labels (y)."""
+
+    X_train: pd.DataFrame
+    X_test: pd.DataFrame
+    y_train: pd.Series
+    y_test: pd.Series
+
+
+def split_dataset(dataset: Dataset, test_size: float, seed: int, stratify: bool = True,
+          exclude: Sequence[str] = ()) -> Split:
+    """A seeded (and by default label-stratified) train/test split of the deduplicated rows.
+
+    DataError, naming the class and its count, when the data is too small for the split.
+    The same split of the same (cached) data set is made once per process: sweep trials.
+    """
+    key = (dataset.md5, str(dataset.path), test_size, seed, stratify, tuple(exclude))
+    if key not in _SPLITS:
+        _SPLITS.clear()  # one at a time, like the data set cache
+        _SPLITS[key] = _split(dataset, test_size, seed, stratify, exclude)
+    return _SPLITS[key]
+
+
+_SPLITS: dict[tuple, Split] = {}
+
+
+def _split(dataset: Dataset, test_size: float, seed: int, stratify: bool,
+           exclude: Sequence[str]) -> Split:
+    X = select_features(dataset.frame, exclude)
+    y = dataset.frame[TARGET]
+    counts = y.value_counts()
+    n_test = math.ceil(test_size * len(y))
+    if stratify:
+        rare = counts[counts < 2]
+        if len(rare):
+            raise DataError(f"{dataset.path}: class {rare.index[0]!r} has {rare.iloc[0]} row(s); "
+                            "a stratified test split (data.stratify=true) needs at least 2 in "
+                            "every class")
+        if not len(counts) <= n_test <= len(y) - len(counts):
+            raise DataError(f"{dataset.path}: data.test_size={test_size} holds out {n_test} of "
+                            f"{len(y)} rows; a stratified split of {len(counts)} classes needs "
+                            f"at least {len(counts)} rows on each side")
+    from sklearn.model_selection import train_test_split  # here: loading data needs no sklearn
+
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=test_size, random_state=seed, stratify=y if stratify else None
+    )
+    return Split(X_train, X_test, y_train, y_test)
+
+
+def check_folds(dataset: Dataset, split_: Split, cv_folds: int) -> None:
+    """DataError unless every class of the data has `cv_folds` rows in the training split
+    (stratified k-fold CV needs one per fold; fewer gives meaningless per-class scores)."""
+    counts = split_.y_train.value_counts().reindex(dataset.frame[TARGET].unique(), fill_value=0)
+    short = counts[counts < cv_folds].sort_values()
+    if len(short):
+        raise DataError(f"{dataset.path}: class {short.index[0]!r} has {short.iloc[0]} row(s) in "
+                        f"the training split; cv_folds={cv_folds} needs at least {cv_folds} in "
+                        "every class (use fewer folds, or more rows of that class)")
+
+
+def split_of(data_cfg: Any, exclude: Sequence[str] = ()) -> tuple[Dataset, Split]:
+    """The data set a `data` config names and its held-out split: the one load-and-split
+    sequence of runs, stages, comparisons and twin checks (`exclude`: columns left out of X)."""
+    dataset = load_dataset(data_cfg.path)
+    return dataset, split_dataset(dataset, data_cfg.test_size, data_cfg.split_seed,
+                                  data_cfg.stratify, exclude)

@@ -1,0 +1,7 @@
+"""Kept for models saved before obesity 0.2: skops files store the BMI step's dotted path
+`obesity.features.AddBMI`, and loading looks the class up by that path. New code imports
+obesity.model.features; tests/test_model_files.py loads such an old file."""
+
+from obesity.model.features import AddBMI
+
+__all__ = ["AddBMI"]

@@ -1,0 +1,88 @@
+"""Refit a finished run's exact config, register the model and let the policy decide its aliases:
+what a sweep's end and `python -m obesity.registry register RUN_ID` share."""
+
+from __future__ import annotations
+
+import logging
+import shlex
+
+import mlflow
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
+
+from obesity.registry.policy import DECIDED_TAG, Promotion, decide_version, split_id
+from obesity.stores import tracking
+from obesity.training import job as training
+
+log = logging.getLogger(__name__)
+METRIC_TAGS = ("test_f1_macro", "test_accuracy", "cv_f1_macro_mean", "cv_accuracy_mean")
+
+
+def promote_run(cfg: DictConfig, best_run: Run, sweep_run_id: str | None = None) -> Promotion:
+    """Refit `best_run`'s exact config on the train split, score it once on the test split,
+    register it and move the aliases. Callable alone with any finished run id."""
+    client = MlflowClient()
+    reg = cfg.registry
+    done = client.search_model_versions(
+        f"name = '{reg.model_name}' and tags.refit_of = '{best_run.info.run_id}'")
+    if done:  # a rerun of a finished study: its best trial is registered already
+        v = done[0]
+        if DECIDED_TAG not in v.tags:  # killed between registering and deciding: finish it
+            log.info("best run %s is registered as version %s but was never decided: deciding "
+                     "now", best_run.info.run_id, v.version)
+            return decide_version(client, cfg, v)
+        log.info("best run %s is registered already as version %s: nothing to promote",
+                 best_run.info.run_id, v.version)
+        return Promotion(str(v.version), v.tags.get("validation_status", "?"), None,
+                         "registered already")
+    refit_cfg = tracking.run_config(best_run.info.run_id)
+    # The trial's config, plus what a promotion needs: the fitted model and the test score.
+    for key, value in {"log_model": True, "evaluate_test": True, "log_figures": True, "trial": None,
+                       "run_name": f"refit of {best_run.info.run_name}"}.items():
+        refit_cfg[key] = value
+    refit_cfg.registry = cfg.registry  # registry settings of this invocation win
+    # No `trial` tag on the refit: the sweep looks trials up by it.
+    tags = {"refit_of": best_run.info.run_id,
+            **{f"refit_of_{k}": v for k, v in best_run.data.tags.items() if k == "trial"},
+            **{k: v for k, v in best_run.data.tags.items() if k == "study"}}
+    overrides = split_overrides(best_run.data.params.get("overrides", ""))
+    result = training.run(refit_cfg, overrides=overrides, parent_run_id=sweep_run_id, tags=tags)
+    return register_and_promote(refit_cfg, result, sweep_run_id=sweep_run_id, extra_tags=tags)
+
+
+def register_and_promote(cfg: DictConfig, result, sweep_run_id: str | None = None,
+                         extra_tags: dict[str, str] | None = None) -> Promotion:
+    """Register a logged model (`result` of training.run) and move challenger/champion."""
+    reg = cfg.registry
+    client = MlflowClient()
+    run = client.get_run(result.run_id)
+    score = result.metrics[reg.promotion_metric]
+    status = "approved" if score >= reg.promotion_threshold else "rejected"
+    tags = {
+        "validation_status": status,
+        "run_id": result.run_id,
+        "data_md5": run.data.tags["data_md5"],
+        "split": split_id(cfg),
+        "git_commit": run.data.tags.get("git_commit", "unknown"),
+        "model": cfg.model.name,
+        "data": cfg.data.name,
+        # the promotion metric too, whatever it is: decide() reads it from the tags
+        **{k: f"{result.metrics[k]:.6f}" for k in (*METRIC_TAGS, reg.promotion_metric)
+           if k in result.metrics},
+        **({"sweep_run_id": sweep_run_id} if sweep_run_id else {}),
+        **(extra_tags or {}),
+    }
+    version = mlflow.register_model(result.model_uri, reg.model_name, tags=tags)
+    version = client.get_model_version(reg.model_name, version.version)
+    return decide_version(client, cfg, version, model=result.model)
+
+
+def split_overrides(logged: str) -> list[str]:
+    """A run's `overrides` param back as a list (shlex-quoted since values may hold spaces)."""
+    if logged == "(none)":
+        return []
+    try:
+        return shlex.split(logged)
+    except ValueError:  # logged before the quoting, with an unbalanced quote in a value
+        return logged.split()
