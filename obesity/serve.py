@@ -19,13 +19,11 @@ log = logging.getLogger(__name__)
 def main(cfg: DictConfig) -> None:
     import uvicorn
 
-    from obesity.config import checks as config_checks
     from obesity.serving import http_limits
     from obesity.serving.app import create_app
 
     with exit_on_error():
-        config_checks.check(cfg)
-        app = create_app(cfg)
+        app = create_app(cfg)  # ConfigError first: bad values named before anything listens
     log.info("serving %s@%s on http://%s:%d (OpenAPI at /schema)", cfg.model_name, cfg.alias,
              cfg.host, cfg.port)
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level=cfg.log_level,

@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from obesity.config.compose import compose
 from obesity.stores import local_servers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,8 +72,8 @@ def main() -> None:
                 registry = "local" if backend == "sqlite" else "server"
                 study = f"bench-{backend}-{workers}w"  # a fresh study per setting
                 wall = sweep(workers, args.trials, outputs, env, registry, study)
-                storage = (f"{pg}/optuna" if backend == "postgresql"
-                           else f"sqlite:///{outputs}/optuna.db")
+                storage = (f"{pg}/optuna" if backend == "postgresql" else
+                           compose([f"paths.outputs={outputs}"]).registry.study_storage)
                 repeats = repeated_draws(storage, study)
                 rows.append((backend, workers, wall, repeats))
                 print(f"{backend:<11} {workers} worker(s): {wall:6.1f} s, "

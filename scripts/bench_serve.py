@@ -23,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from obesity.config.compose import compose
 from obesity.stores import local_servers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,11 +31,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def promote_default_model(outputs: Path) -> None:
     """The default training run (rf, 300 trees), registered and made champion."""
-    import obesity
     from obesity.registry import promote
     from obesity.training import job as training
 
-    cfg = obesity.compose([f"paths.outputs={outputs}"])
+    cfg = compose([f"paths.outputs={outputs}"])
     print(promote.register_and_promote(cfg, training.run(cfg)), file=sys.stderr)
 
 
@@ -101,11 +101,10 @@ def in_process_onnx_ms(outputs: Path, rows: list[dict], repeats: int = 30) -> fl
 
     from mlflow.tracking import MlflowClient
 
-    import obesity
     from obesity.serving.predictors import load
     from obesity.stores import tracking
 
-    cfg = obesity.compose([f"paths.outputs={outputs}"], config_name="serve")
+    cfg = compose([f"paths.outputs={outputs}"], config_name="serve")
     tracking.use_stores(cfg.registry)
     version = MlflowClient().get_model_version_by_alias(cfg.model_name, cfg.alias)
     predictor = load(version, cfg.alias, cfg).predictor
@@ -129,7 +128,8 @@ def main() -> None:
     outputs = args.outputs or Path(tempfile.mkdtemp(prefix="bench_serve_"))
     if args.outputs is None:
         promote_default_model(outputs)
-    env = {**local_servers.VENV_ENV, "MLFLOW_TRACKING_URI": f"sqlite:///{outputs}/mlflow.db"}
+    env = {**local_servers.VENV_ENV,
+           "MLFLOW_TRACKING_URI": compose([f"paths.outputs={outputs}"]).registry.tracking_uri}
     ours, theirs = local_servers.free_port(), local_servers.free_port()
     servers = {
         "obesity.serve": subprocess.Popen(

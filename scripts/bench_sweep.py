@@ -49,8 +49,11 @@ def sweep_runs(outputs: Path):
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(f"sqlite:///{outputs}/mlflow.db")
-    exp = client.get_experiment_by_name("obesity")
+    from obesity.config.compose import compose
+
+    registry = compose([f"paths.outputs={outputs}"]).registry  # where the run put its stores
+    client = MlflowClient(registry.tracking_uri)
+    exp = client.get_experiment_by_name(registry.experiment)
     runs = client.search_runs([exp.experiment_id], "tags.trial != ''", max_results=10_000)
     parent = client.search_runs([exp.experiment_id], "tags.sweep = 'true'")[0]
     return parent, sorted(runs, key=lambda r: r.info.start_time)

@@ -37,8 +37,11 @@ def one_run(outputs: Path, overrides: list[str]) -> dict[str, float]:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(f"sqlite:///{outputs}/mlflow.db")
-    exp = client.get_experiment_by_name("obesity")
+    from obesity.config.compose import compose
+
+    registry = compose([f"paths.outputs={outputs}"]).registry  # where the run put its stores
+    client = MlflowClient(registry.tracking_uri)
+    exp = client.get_experiment_by_name(registry.experiment)
     run = client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"])[0]
     phases = {p: run.data.metrics[f"time_{p}_s"] for p in PHASES}
     return {"wall": wall, **phases, "startup": wall - sum(phases.values()),

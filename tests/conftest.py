@@ -57,15 +57,17 @@ def run_sweep(args: list[str], outputs: Path, timeout: float = 600) -> subproces
 
 
 def mlflow_client(outputs: Path):
+    """A client of the MLflow store the `registry` config puts under `outputs`."""
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(f"sqlite:///{outputs}/mlflow.db")
+    return MlflowClient(compose_train([], outputs).registry.tracking_uri)
 
 
 def load_study(outputs: Path, name: str):
+    """An Optuna study in the storage the `registry` config puts under `outputs`."""
     import optuna
 
-    return optuna.load_study(study_name=name, storage=f"sqlite:///{outputs}/optuna.db")
+    return optuna.load_study(study_name=name, storage=compose_train([], outputs).registry.study_storage)
 
 
 # A real rf sweep, small: few trials, 3 folds. Shared by the sweep tests.

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
 
 import pytest
+import yaml
 from omegaconf import OmegaConf
 from sklearn.pipeline import Pipeline
 
@@ -162,3 +164,36 @@ def test_paths_that_end_before_a_run_import_no_mlflow_sklearn_or_onnxruntime(tmp
     proc = subprocess.run([sys.executable, "-c", IMPORTS_OF, module, f"paths.outputs={tmp_path}",
                            *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert "HEAVY []" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+def _schema_default(schema: type, key: str):
+    value = next(f for f in dataclasses.fields(schema) if f.name == key)
+    return value.default_factory() if value.default_factory is not dataclasses.MISSING else value.default
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("[dmr]*/*.yaml")), ids=lambda p: p.stem)
+def test_option_files_hold_only_what_differs_from_their_schema(path):
+    """configs/{data,model,registry}/*.yaml pick a schema and say what is theirs; the defaults
+    are written once, in obesity/config/schemas.py."""
+    from obesity.config import schemas
+
+    loaded = yaml.safe_load(path.read_text())
+    group = path.parent.name
+    schema = {"data": schemas.DataConfig, "registry": schemas.RegistryConfig}.get(group) \
+        or schemas.MODEL_SCHEMAS[path.stem]
+    repeated = [key for key, value in loaded.items()
+                if key != "defaults" and value == _schema_default(schema, key)]
+    assert repeated == []
+
+
+def test_the_forest_sweeps_share_one_search_space():
+    from hydra import compose, initialize_config_dir
+
+    from obesity.config.compose import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR)):
+        rf, et = (compose("train", [f"sweep={m}"], return_hydra_config=True) for m in ("rf", "et"))
+    assert (rf.model.name, et.model.name) == ("rf", "et")
+    assert rf.hydra.sweeper.params == et.hydra.sweeper.params
+    assert "model.criterion" in rf.hydra.sweeper.params
+    assert rf.hydra.sweeper.custom_search_space == "obesity.sweep.search_spaces.forest"

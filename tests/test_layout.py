@@ -4,6 +4,7 @@ models saved before the move into subpackages still load."""
 from __future__ import annotations
 
 import runpy
+
 import pytest
 import yaml
 

@@ -11,10 +11,9 @@ import sys
 import threading
 
 import pytest
-from mlflow.tracking import MlflowClient
 
 from obesity.registry import cli as registry_module
-from tests.conftest import RAW_CSV, ROOT, compose_train, register
+from tests.conftest import RAW_CSV, ROOT, compose_train, mlflow_client, register
 
 
 def registry_cli(outputs, *args: str) -> subprocess.CompletedProcess:
@@ -41,7 +40,7 @@ def registry(tmp_path_factory):
 
 
 def aliases(outputs) -> dict[str, str]:
-    client = MlflowClient(f"sqlite:///{outputs}/mlflow.db")
+    client = mlflow_client(outputs)
     return {k: str(v) for k, v in client.get_registered_model("obesity_full").aliases.items()}
 
 
@@ -135,7 +134,7 @@ def test_cli_as_a_process_exits_non_zero_with_one_clear_line(registry):
 
 def test_cli_register_refits_a_finished_run_and_guards_the_champion(registry):
     outputs, _ = registry
-    client = MlflowClient(f"sqlite:///{outputs}/mlflow.db")
+    client = mlflow_client(outputs)
     v1 = client.get_model_version("obesity_full", "1")
     proc = registry_cli(outputs, "register", v1.run_id)
     assert proc.returncode == 0, proc.stderr
@@ -152,7 +151,7 @@ def test_each_data_config_has_its_own_registered_model(registry):
     before = aliases(outputs)
     lifestyle = register(outputs, ["model=lr", "data=lifestyle", "registry.promotion_threshold=0.3"])
     assert (lifestyle.version, lifestyle.champion) == ("1", "1")  # no full model to compete with
-    client = MlflowClient(f"sqlite:///{outputs}/mlflow.db")
+    client = mlflow_client(outputs)
     assert client.get_model_version_by_alias("obesity_lifestyle", "champion").version in (1, "1")
     assert aliases(outputs) == before
 
@@ -168,7 +167,7 @@ def test_a_promotion_killed_before_its_aliases_moved_is_finished_by_the_rerun(tm
     from obesity.training import job as training
 
     cfg = compose_train(["model=lr", "cv_folds=2"], tmp_path)
-    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    client = mlflow_client(tmp_path)
     best = client.get_run(training.run(cfg).run_id)  # a finished run, as a sweep's best trial is
     decide_version = policy.decide_version
 
@@ -209,7 +208,7 @@ def test_alias_moves_on_one_model_are_serialised(registry, monkeypatch, second):
 
     outputs, _ = registry
     cfg = compose_train([], outputs)  # composed once: Hydra's compose is not thread-safe
-    client = MlflowClient(f"sqlite:///{outputs}/mlflow.db")
+    client = mlflow_client(outputs)
     before = aliases.alias_log(client, "obesity_full")
     barrier = threading.Barrier(2, timeout=1)
     read_log = aliases.alias_log
@@ -256,7 +255,7 @@ def test_a_changed_data_file_is_never_taken_for_a_versions_test_split(tmp_path):
     data = tmp_path / "data.csv"
     shutil.copy(RAW_CSV, data)
     registered = register(tmp_path, ["model=lr", f"data.path={data}"])
-    version = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_model_version(
+    version = mlflow_client(tmp_path).get_model_version(
         "obesity_full", registered.version)
     assert len(policy.test_split_of(version).y_test) == 418
     data.write_text("".join(data.read_text().splitlines(keepends=True)[:-1]))  # a new version
@@ -270,6 +269,6 @@ def test_any_promotion_metric_is_tagged_and_compared(tmp_path):
     rules = [f"registry.promotion_metric={metric}", "registry.promotion_threshold=0.1"]
     register(tmp_path, ["model=lr", *rules])
     second = register(tmp_path, ["model=lr", "model.C=0.05", *rules])
-    v1 = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_model_version("obesity_full", "1")
+    v1 = mlflow_client(tmp_path).get_model_version("obesity_full", "1")
     assert 0 < float(v1.tags[metric]) <= 1
     assert metric in second.why and "nan" not in second.why

@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 import schemathesis
 from litestar.testing import TestClient
-from mlflow.tracking import MlflowClient
 from schemathesis import GenerationMode
 from schemathesis.config import SchemathesisConfig
 
@@ -29,7 +28,7 @@ from obesity.data.split import split_dataset
 from obesity.registry import aliases
 from obesity.serving.app import create_app
 from obesity.stores import local_servers
-from tests.conftest import RAW_CSV, ROOT, register
+from tests.conftest import RAW_CSV, ROOT, mlflow_client, register
 
 MODEL = "obesity_full"
 
@@ -47,7 +46,7 @@ def registry(tmp_path_factory):
     outputs = tmp_path_factory.mktemp("serve")
     register(outputs, ["model=rf", "model.n_estimators=60"])
     register(outputs, ["model=hgb", "model.max_iter=60", "registry.onnx_twin=false"])
-    client = MlflowClient(f"sqlite:///{outputs}/mlflow.db")
+    client = mlflow_client(outputs)
     aliases.set_alias(client, compose_serve(outputs).registry, "champion", "1", "test: start from v1")
     return outputs
 
@@ -63,7 +62,7 @@ def as_json(frame) -> list[dict]:
 
 
 def test_promotion_keeps_a_verified_onnx_twin(registry):
-    v1 = MlflowClient(f"sqlite:///{registry}/mlflow.db").get_model_version(MODEL, "1")
+    v1 = mlflow_client(registry).get_model_version(MODEL, "1")
     assert v1.tags["onnx"] == "verified"
     assert float(v1.tags["onnx_max_prob_diff"]) <= 1e-5 and int(v1.tags["onnx_rows_checked"]) > 400
 
@@ -219,7 +218,7 @@ def test_champion_swaps_under_load_without_a_failed_request(server, registry, te
     for w in workers:
         w.start()
     time.sleep(1.0)
-    client = MlflowClient(f"sqlite:///{registry}/mlflow.db")
+    client = mlflow_client(registry)
     aliases.set_alias(client, compose_serve(registry).registry, "champion", "2", "test: swap under load")
     deadline = time.monotonic() + 90  # v2 has no twin yet: the service makes one, then swaps
     while httpx.get(f"{server}/ready").json()["version"] != "2" and time.monotonic() < deadline:
@@ -290,7 +289,7 @@ def test_an_unreadable_store_is_named_and_the_model_comes_when_it_returns(regist
 
 def test_missing_files_are_named_and_a_missing_twin_falls_back_to_sklearn(tmp_path):
     register(tmp_path, ["model=lr"])
-    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    client = mlflow_client(tmp_path)
     version = client.get_model_version(MODEL, "1")
     [twin] = tmp_path.glob(f"mlartifacts/**/{version.run_id}/artifacts/onnx/model.onnx")
     twin.unlink()
@@ -330,7 +329,7 @@ def test_a_version_the_framework_did_not_produce_is_never_loaded_or_promoted(tmp
         "validation_status": "approved", "test_f1_macro": "0.999"})  # tags anyone can write
     forced = registry_cli(tmp_path, "promote", str(version.version), "--force")
     assert forced.returncode == 1 and "pickle" in forced.stderr and "refused" in forced.stderr
-    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    client = mlflow_client(tmp_path)
     client.set_registered_model_alias(MODEL, "champion", str(version.version))  # around the CLI
     capfd.readouterr()
     with TestClient(app=create_app(cfg)) as http:

@@ -5,16 +5,15 @@ from __future__ import annotations
 import mlflow
 import pandas as pd
 import pytest
-from mlflow.tracking import MlflowClient
 
 from obesity.data.contract import CLASSES, FEATURE_NAMES, TARGET
 from obesity.errors import ConfigError, StoreError
 from obesity.training import job as training
-from tests.conftest import FAST, RAW_CSV, compose_train
+from tests.conftest import FAST, RAW_CSV, compose_train, mlflow_client
 
 
 def only_run(outputs):
-    client = MlflowClient(f"sqlite:///{outputs}/mlflow.db")
+    client = mlflow_client(outputs)
     experiment = client.get_experiment_by_name("obesity")
     runs = client.search_runs([experiment.experiment_id])
     assert len(runs) == 1
@@ -117,7 +116,7 @@ def test_overrides_with_spaces_survive_the_logged_param(tmp_path):
     data.write_bytes(RAW_CSV.read_bytes())
     overrides = ["model=lr", f"data.path={data}", "cv_folds=2", "log_model=false"]
     result = training.run(compose_train(overrides, tmp_path), overrides=overrides)
-    run = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(result.run_id)
+    run = mlflow_client(tmp_path).get_run(result.run_id)
     assert promote.split_overrides(run.data.params["overrides"]) == overrides
 
 

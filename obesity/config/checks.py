@@ -74,8 +74,11 @@ def serve_problems(cfg: DictConfig) -> list[str]:
             problems.append(f"{key}={cfg[key]}: must be positive")
     if cfg.load_wait_s < 0:
         problems.append(f"load_wait_s={cfg.load_wait_s}: must be 0 or more")
-    if cfg.limit_concurrency < 1:
-        problems.append(f"limit_concurrency={cfg.limit_concurrency}: must be 1 or more")
+    for key in ("limit_concurrency", "batch_limit", "body_limit_bytes"):
+        if cfg[key] < 1:
+            problems.append(f"{key}={cfg[key]}: must be 1 or more")
+    if not 0 < cfg.registry.onnx_tolerance < 1:
+        problems.append(f"registry.onnx_tolerance={cfg.registry.onnx_tolerance}: must be between 0 and 1")
     return problems
 
 

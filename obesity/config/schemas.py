@@ -113,8 +113,14 @@ class RegistryConfig:
     promotion_metric: str = "test_f1_macro"
     promotion_threshold: float = 0.85  # below it a version is never champion
     promotion_margin: float = 0.0  # a challenger must beat the champion by more than this
+    # Metrics every registered version carries as tags (`registry versions` lists them); the
+    # promotion metric is always tagged too, whatever it is.
+    tagged_metrics: list[str] = field(default_factory=lambda: [
+        "test_f1_macro", "test_accuracy", "cv_f1_macro_mean", "cv_accuracy_mean"])
     # Export each registered version to ONNX, verified on its test split, for the fast service.
     onnx_twin: bool = True
+    onnx_opset: int = 17  # the twin's ONNX opset (onnxruntime here runs up to 23)
+    onnx_tolerance: float = 1e-5  # largest |p_onnx - p_sklearn| on the test split of a verified twin
     study_storage: Optional[str] = None  # Optuna storage URL of sweeps (never MLflow's file)
 
 

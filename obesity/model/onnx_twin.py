@@ -32,7 +32,7 @@ from obesity.model.features import AddBMI
 
 log = logging.getLogger(__name__)
 CLASSES_KEY = "classes"
-TOLERANCE = 1e-5  # largest accepted |p_onnx - p_sklearn| on the test split
+ML_OPSET = 3  # the ai.onnx.ml opset skl2onnx writes tree ensembles in (the main opset: config)
 
 
 @dataclass(frozen=True)
@@ -40,10 +40,11 @@ class Verification:
     rows: int
     labels_equal: bool
     max_probability_diff: float
+    tolerance: float  # the largest accepted max_probability_diff
 
     @property
     def ok(self) -> bool:
-        return self.labels_equal and self.max_probability_diff <= TOLERANCE
+        return self.labels_equal and self.max_probability_diff <= self.tolerance
 
 
 @cache
@@ -120,7 +121,7 @@ def input_types(columns: list[str], double: bool) -> list[tuple[str, Any]]:
             for c in columns]
 
 
-def convert(pipeline: Pipeline, columns: list[str]) -> bytes:
+def convert(pipeline: Pipeline, columns: list[str], opset: int) -> bytes:
     """The pipeline as a serialized ONNX model: one input per raw column, outputs label and
     probabilities (a plain tensor, columns in `pipeline.classes_` order)."""
     from skl2onnx import to_onnx
@@ -131,7 +132,7 @@ def convert(pipeline: Pipeline, columns: list[str]) -> bytes:
     double = isinstance(pipeline.steps[0][1], AddBMI)
     onx = to_onnx(pipeline, initial_types=input_types(columns, double),
                   options={id(pipeline.steps[-1][1]): {"zipmap": False}},
-                  target_opset={"": 17, "ai.onnx.ml": 3})
+                  target_opset={"": opset, "ai.onnx.ml": ML_OPSET})
     entry = onx.metadata_props.add()  # the probability columns' order, for the service
     entry.key, entry.value = CLASSES_KEY, json.dumps([str(c) for c in pipeline.classes_])
     return onx.SerializeToString()
@@ -164,8 +165,8 @@ def session(model_bytes: bytes) -> Any:
     return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
 
 
-def verify(pipeline: Pipeline, model_bytes: bytes, X: pd.DataFrame) -> Verification:
-    """Compare the twin with the pipeline on `X`: same labels, probabilities within TOLERANCE."""
+def verify(pipeline: Pipeline, model_bytes: bytes, X: pd.DataFrame, tolerance: float) -> Verification:
+    """Compare the twin with the pipeline on `X`: same labels, probabilities within `tolerance`."""
     sess = session(model_bytes)
     labels, probabilities = sess.run(None, feeds(X, input_kinds(sess)))
     expected_labels = pipeline.predict(X)
@@ -174,6 +175,7 @@ def verify(pipeline: Pipeline, model_bytes: bytes, X: pd.DataFrame) -> Verificat
         rows=len(X),
         labels_equal=bool(np.array_equal(np.asarray(labels).ravel(), expected_labels)),
         max_probability_diff=float(np.max(np.abs(probabilities - expected))),
+        tolerance=tolerance,
     )
 
 
@@ -181,8 +183,10 @@ ARTIFACT_DIR = "onnx"
 ARTIFACT = f"{ARTIFACT_DIR}/model.onnx"
 
 
-def attach(client: Any, pipeline: Pipeline, version: Any, X_test: pd.DataFrame) -> Verification | None:
-    """Convert, verify on the test split and keep the twin with `version` (artifact + tags).
+def attach(client: Any, pipeline: Pipeline, version: Any, X_test: pd.DataFrame,
+           registry_cfg: Any) -> Verification | None:
+    """Convert, verify on the test split and keep the twin with `version` (artifact + tags), at
+    the registry config's `onnx_opset` and `onnx_tolerance`.
 
     Never raises for a model skl2onnx cannot convert: the version is tagged `onnx=failed` and is
     served by sklearn.
@@ -191,8 +195,8 @@ def attach(client: Any, pipeline: Pipeline, version: Any, X_test: pd.DataFrame) 
     from pathlib import Path
 
     try:
-        model_bytes = convert(pipeline, list(X_test.columns))
-        result = verify(pipeline, model_bytes, X_test)
+        model_bytes = convert(pipeline, list(X_test.columns), registry_cfg.onnx_opset)
+        result = verify(pipeline, model_bytes, X_test, registry_cfg.onnx_tolerance)
     except Exception as exc:  # a converter gap is a slower service, not a failed promotion
         log.warning("no ONNX twin for %s version %s: %s", version.name, version.version, exc)
         client.set_model_version_tag(version.name, version.version, "onnx", "failed")

@@ -68,7 +68,7 @@ def versions(cfg: DictConfig, args: argparse.Namespace) -> str:
     for v in _versions(client, reg.model_name):
         rows.append({"version": v.version, "aliases": ",".join(v.aliases) or "-",
                      "model": v.tags.get("model", "?"), "data": v.tags.get("data", "?"),
-                     **{m: v.tags.get(m, "-") for m in promote.METRIC_TAGS},
+                     **{m: v.tags.get(m, "-") for m in reg.tagged_metrics},
                      "status": v.tags.get("validation_status", "-"),
                      "data_md5": v.tags.get("data_md5", "-")[:8],
                      "created": when(v.creation_timestamp)})

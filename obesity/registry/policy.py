@@ -65,7 +65,7 @@ def decide_version(client: MlflowClient, cfg: DictConfig, version: ModelVersion,
         if model is None:
             model = model_files.load_pipeline(reg.model_name, version.version)
         split = test_split_of(version)
-        onnx_twin.attach(client, model, version, split.X_test[feature_columns(cfg.data)])
+        onnx_twin.attach(client, model, version, split.X_test[feature_columns(cfg.data)], reg)
     champion = None
     with registry_lock(reg):  # concurrent promotions decide against the champion one at a time
         version = client.get_model_version(reg.model_name, version.version)

@@ -16,7 +16,6 @@ from obesity.stores import tracking
 from obesity.training import job as training
 
 log = logging.getLogger(__name__)
-METRIC_TAGS = ("test_f1_macro", "test_accuracy", "cv_f1_macro_mean", "cv_accuracy_mean")
 
 
 def promote_run(cfg: DictConfig, best_run: Run, sweep_run_id: str | None = None) -> Promotion:
@@ -68,7 +67,7 @@ def register_and_promote(cfg: DictConfig, result, sweep_run_id: str | None = Non
         "model": cfg.model.name,
         "data": cfg.data.name,
         # the promotion metric too, whatever it is: decide() reads it from the tags
-        **{k: f"{result.metrics[k]:.6f}" for k in (*METRIC_TAGS, reg.promotion_metric)
+        **{k: f"{result.metrics[k]:.6f}" for k in (*reg.tagged_metrics, reg.promotion_metric)
            if k in result.metrics},
         **({"sweep_run_id": sweep_run_id} if sweep_run_id else {}),
         **(extra_tags or {}),

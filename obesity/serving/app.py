@@ -26,11 +26,10 @@ from litestar.exceptions import HTTPException, ServiceUnavailableException
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from omegaconf import DictConfig
 
-from obesity.errors import ConfigError
+from obesity.config import checks as config_checks
 from obesity.serving.holder import ModelHolder
 from obesity.serving.predictors import ServedModel
 from obesity.serving.schema import (
-    MAX_BATCH_ROWS,
     Batch,
     BatchPrediction,
     ErrorBody,
@@ -215,10 +214,9 @@ class StrictStructSchemaPlugin(StructSchemaPlugin):
 
 
 def create_app(cfg: DictConfig) -> Litestar:
-    """The service for `cfg` (configs/serve.yaml): model name/alias, limits, reload interval."""
-
-    if not 1 <= cfg.batch_limit <= MAX_BATCH_ROWS:
-        raise ConfigError(f"batch_limit must be between 1 and {MAX_BATCH_ROWS} (got {cfg.batch_limit})")
+    """The service for `cfg` (configs/serve.yaml): model name/alias, limits, reload interval.
+    ConfigError, listing every bad value, before anything listens."""
+    config_checks.check(cfg)
     locations.uris(cfg.registry)  # a missing env var fails now; mlflow loads with the first model
 
     @contextlib.asynccontextmanager

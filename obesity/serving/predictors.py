@@ -84,7 +84,7 @@ def load(version: Any, alias: str, cfg: DictConfig) -> ServedModel:
         pipeline = None
         if cfg.use_onnx and "onnx" not in version.tags and cfg.export_onnx:
             pipeline = model_files.load_file(skops_path)
-            version = _attach_twin(version, pipeline)
+            version = _attach_twin(version, pipeline, cfg.registry)
         predictor: Predictor | None = None
         if cfg.use_onnx and version.tags.get("onnx") == "verified":
             predictor = _onnx_predictor(version)
@@ -117,7 +117,7 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _attach_twin(version: Any, pipeline: Any) -> Any:
+def _attach_twin(version: Any, pipeline: Any, registry_cfg: Any) -> Any:
     """A version registered without a twin gets one now, if its test split can be read here."""
     from mlflow.tracking import MlflowClient
 
@@ -132,7 +132,8 @@ def _attach_twin(version: Any, pipeline: Any) -> Any:
                     "(%s): serving the sklearn pipeline", version.name, version.version, exc)
         return version
     client = MlflowClient()
-    onnx_twin.attach(client, pipeline, version, split.X_test[list(pipeline.feature_names_in_)])
+    onnx_twin.attach(client, pipeline, version, split.X_test[list(pipeline.feature_names_in_)],
+                     registry_cfg)
     return client.get_model_version(version.name, version.version)
 
 

@@ -18,7 +18,6 @@ from msgspec import Meta
 
 from obesity.data.contract import CLASSES, FEATURES, Categorical, Numeric
 
-MAX_BATCH_ROWS = 10_000  # hard ceiling of the schema; serve.batch_limit sets the working limit
 MAX_MESSAGE = 80  # characters of a client's value echoed back in an error message
 
 
@@ -43,9 +42,11 @@ Person.__doc__ = "One person: the 16 raw feature columns, typed and range-checke
 
 
 class Batch(msgspec.Struct, forbid_unknown_fields=True):
-    """Several persons; predictions come back in the same order."""
+    """Several persons (at most the service's `batch_limit`: 413 beyond); predictions come back
+    in the same order."""
 
-    rows: Annotated[list[Person], Meta(min_length=1, max_length=MAX_BATCH_ROWS)]  # type: ignore[valid-type]
+    # No schema maximum: the configured batch_limit is the one limit (checked before predicting).
+    rows: Annotated[list[Person], Meta(min_length=1)]  # type: ignore[valid-type]
 
 
 class ModelRef(msgspec.Struct):

@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-
 PARAMS = Path("params.yaml")
 PREPARED = Path("data/prepared")
 REPORTS = Path("reports")
