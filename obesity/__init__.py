@@ -11,8 +11,17 @@ from typing import Any
 
 from obesity.errors import ConfigError, DataError, ObesityError
 
-__all__ = ["compose", "fit", "load_data", "load_champion", "command_line",
-           "ObesityError", "ConfigError", "DataError", "RegistryError"]
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "ObesityError",
+    "RegistryError",
+    "command_line",
+    "compose",
+    "fit",
+    "load_champion",
+    "load_data",
+]
 _API = {"compose", "fit", "load_data", "load_champion", "command_line"}
 
 

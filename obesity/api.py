@@ -14,10 +14,10 @@ import shlex
 from typing import Any
 
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from obesity.config.compose import GROUPS, compose, root_override
-from obesity.config.schemas import flatten
+from obesity.config.schemas import flatten, plain
 
 
 def fit(cfg: DictConfig) -> Any:
@@ -89,7 +89,7 @@ _DEFAULTS: dict[str, str] = {}
 
 
 def _flat(cfg: DictConfig) -> dict[str, Any]:
-    return dict(flatten(OmegaConf.to_container(cfg, resolve=False)))
+    return dict(flatten(plain(cfg, resolve=False)))
 
 
 def _hydra_value(value: Any) -> str:

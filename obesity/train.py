@@ -11,16 +11,16 @@ import time
 
 _T_START = time.perf_counter()
 
-import logging  # noqa: E402
-from typing import Any  # noqa: E402
+import logging
+from typing import Any
 
-import hydra  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
+import hydra
+from omegaconf import DictConfig
 
-from obesity.config.compose import CONFIG_DIR  # noqa: E402
-from obesity.config.schemas import EXECUTION_WHITELIST  # noqa: E402  (and registers the schemas)
-from obesity.errors import exit_on_error  # noqa: E402
-from obesity.sweep import context  # noqa: E402
+from obesity.config.compose import CONFIG_DIR
+from obesity.config.schemas import EXECUTION_WHITELIST
+from obesity.errors import exit_on_error
+from obesity.sweep import context
 
 log = logging.getLogger(__name__)
 _IMPORTS = {"entrypoint": time.perf_counter() - _T_START, "run": 0.0}

@@ -89,7 +89,7 @@ def load(port: int, payload: bytes, seconds: float, concurrency: int) -> dict:
 
     wall = asyncio.run(run())
     latencies.sort()
-    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1e3  # noqa: E731
+    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1e3
     return {"requests": len(latencies), "errors": len(errors), "rps": len(latencies) / wall,
             "p50": pick(0.50), "p99": pick(0.99)}
 

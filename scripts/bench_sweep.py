@@ -16,6 +16,7 @@ that trial's fit+CV time: Hydra job set-up, Optuna ask/tell, data loading, MLflo
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import subprocess
@@ -77,7 +78,7 @@ def main() -> None:
             params[name] = sorted(tuple(sorted((k, v) for k, v in r.data.params.items()
                                                if k.startswith("model."))) for r in runs)
             if name == "basic":
-                for a, b in zip(runs, runs[1:]):
+                for a, b in itertools.pairwise(runs):
                     gap = (b.info.start_time - a.info.start_time) / 1000
                     framework.append(gap - a.data.metrics["time_fit_cv_s"])
     same = all(p == params["basic"] for p in params.values())

@@ -7,8 +7,8 @@ Every figure is a real process. Training: phases come from the run's own `time_*
 "startup" is the rest of the wall time (interpreter, Hydra, shutdown); "overhead" is wall minus
 fit+CV, the framework's share (goal: <= 3 s warm, <= 8 s cold). Start-up: seconds until
 `--help`, `--cfg job` and a misspelt override have answered, and until `python -m obesity.serve`
-answers /health (goal <= 5 s) and /ready (its champion loaded), next to the same run's baselines: the bare interpreter and
-`import mlflow, sklearn` (what these paths no longer load).
+answers /health (goal <= 5 s) and /ready (its champion loaded), next to the same run's baselines:
+the bare interpreter and `import mlflow, sklearn` (what these paths no longer load).
 """
 
 from __future__ import annotations
@@ -69,8 +69,9 @@ def serve_until_health(outputs: Path, repeats: int, path: str = "/health") -> fl
         proc = subprocess.Popen([sys.executable, "-m", "obesity.serve", f"paths.outputs={outputs}",
                                  f"port={port}"], cwd=ROOT, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
-        local_servers.wait_for(lambda: httpx.get(f"http://127.0.0.1:{port}{path}").status_code
-                               == 200, "obesity.serve", proc, timeout=120, interval=0.02)
+        url = f"http://127.0.0.1:{port}{path}"
+        local_servers.wait_for(lambda url=url: httpx.get(url).status_code == 200, "obesity.serve", proc,
+                               timeout=120, interval=0.02)
         walls.append(time.perf_counter() - start)
         proc.terminate()
         proc.wait(timeout=30)

@@ -11,7 +11,7 @@ import pytest
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-from obesity.config.compose import compose  # noqa: E402
+from obesity.config.compose import compose
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"

@@ -27,11 +27,11 @@ def test_compose_works_from_any_directory_and_many_times(tmp_path, monkeypatch):
 
 
 def test_compose_errors_name_the_key_as_the_cli_does():
-    with pytest.raises(obesity.ConfigError, match="model.max_dept"):
+    with pytest.raises(obesity.ConfigError, match=r"model.max_dept"):
         obesity.compose(["model.max_dept=3"])
-    with pytest.raises(obesity.ConfigError, match="full_key: model.max_depth"):
+    with pytest.raises(obesity.ConfigError, match=r"full_key: model.max_depth"):
         obesity.compose(["model.max_depth=abc"])
-    with pytest.raises(obesity.ConfigError, match="Available options in 'model'"):
+    with pytest.raises(obesity.ConfigError, match=r"Available options in 'model'"):
         obesity.compose(["model=xgb"])
 
 
@@ -80,8 +80,8 @@ def test_fit_and_the_command_line_give_identical_metrics(fitted):
 
 @pytest.mark.slow
 def test_load_champion_is_the_registered_pipeline(fitted):
-    outputs, cfg, result = fitted
-    with pytest.raises(obesity.RegistryError, match="no obesity_lifestyle@champion"):
+    _, cfg, result = fitted
+    with pytest.raises(obesity.RegistryError, match=r"no obesity_lifestyle@champion"):
         obesity.load_champion(cfg)
     cfg.registry.promotion_threshold = 0.5  # a small lifestyle model: approve it for the test
     promote.register_and_promote(cfg, result)

@@ -48,12 +48,12 @@ def test_overrides_reach_the_estimator(tmp_path):
 
 
 def test_misspelt_key_fails_naming_it(tmp_path):
-    with pytest.raises(ConfigError, match="model.max_dept"):
+    with pytest.raises(ConfigError, match=r"model.max_dept"):
         compose_train(["model=hgb", "model.max_dept=12"], tmp_path)
 
 
 def test_wrong_type_fails_naming_the_key(tmp_path):
-    with pytest.raises(ConfigError, match="model.n_estimators"):
+    with pytest.raises(ConfigError, match=r"model.n_estimators"):
         compose_train(["model.n_estimators=many"], tmp_path)
 
 
@@ -67,13 +67,13 @@ def test_unknown_model_lists_the_available_ones(tmp_path):
 
 def test_bmi_without_height_is_a_config_error(tmp_path):
     cfg = compose_train(["data=lifestyle", "data.bmi=true"], tmp_path)
-    with pytest.raises(ConfigError, match="data.bmi"):
+    with pytest.raises(ConfigError, match=r"data.bmi"):
         pipeline.build(cfg)
 
 
 def test_estimator_rejects_a_bad_value_with_a_clear_error(tmp_path):
     cfg = compose_train(["model=rf", "model.criterion=banana"], tmp_path)
-    with pytest.raises(ConfigError, match="criterion"):
+    with pytest.raises(ConfigError, match=r"criterion"):
         pipeline.build(cfg)
 
 
@@ -87,7 +87,7 @@ def test_server_registry_without_its_env_var_is_a_clear_error(tmp_path, monkeypa
     from obesity.training import job as training
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    with pytest.raises(ConfigError, match="registry=server needs its environment.*MLFLOW_TRACKING_URI"):
+    with pytest.raises(ConfigError, match=r"registry=server needs its environment.*MLFLOW_TRACKING_URI"):
         training.run(compose_train(["registry=server", "model=lr"], tmp_path))
 
 

@@ -67,7 +67,7 @@ def test_lifestyle_features_leave_out_height_and_weight(dataset):
 
 
 def test_missing_file_names_it_and_suggests_dvc_pull(tmp_path):
-    with pytest.raises(DataError, match="nope.csv: no such file"):
+    with pytest.raises(DataError, match=r"nope.csv: no such file"):
         load_dataset(tmp_path / "nope.csv")
 
 
@@ -78,7 +78,7 @@ def test_empty_file(tmp_path):
 
 
 def test_header_only(tmp_path, lines):
-    with pytest.raises(DataError, match="no data rows"):
+    with pytest.raises(DataError, match=r"no data rows"):
         load_dataset(write(tmp_path, lines[:1]))
 
 
@@ -90,7 +90,7 @@ def test_binary_file_is_unreadable_not_a_crash(tmp_path):
 
 
 def test_a_directory_is_not_a_file(tmp_path):
-    with pytest.raises(DataError, match="no such file"):
+    with pytest.raises(DataError, match=r"no such file"):
         load_dataset(tmp_path)
 
 
@@ -143,7 +143,7 @@ def test_out_of_range_and_non_numbers_are_named(tmp_path, lines):
 def test_ragged_rows_are_a_csv_error(tmp_path, lines):
     rows = lines[:5]
     rows[2] += ",extra,cells"
-    with pytest.raises(DataError, match="not a well-formed CSV"):
+    with pytest.raises(DataError, match=r"not a well-formed CSV"):
         load_dataset(write(tmp_path, rows))
 
 
@@ -181,7 +181,7 @@ def test_data_too_small_for_the_split_is_named_before_anything_is_recorded(
     rare = [row for row in body if row.endswith(",Insufficient_Weight")][:rows_of_one_class]
     small = write(tmp_path, [header, *rare, *(r for r in body if not r.endswith(",Insufficient_Weight"))])
     cfg = compose_train(["model=lr", f"data.path={small}", *overrides], tmp_path / "o")
-    with pytest.raises(DataError, match="class 'Insufficient_Weight'") as error:
+    with pytest.raises(DataError, match=r"class 'Insufficient_Weight'") as error:
         training.run(cfg)
     assert needs in str(error.value) and "\n" not in str(error.value)
     assert not (tmp_path / "o" / "mlflow.db").exists()

@@ -76,7 +76,7 @@ def test_postgres_two_workers_share_one_study_and_promote_once(postgres, mlflow_
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for i in range(2)]
     logs = [w.communicate(timeout=900) for w in workers]
-    for worker, (_, err) in zip(workers, logs):
+    for worker, (_, err) in zip(workers, logs, strict=True):
         assert worker.returncode == 0, err[-4000:]
 
     # the study: exactly the total, each number once, nothing left running

@@ -76,7 +76,7 @@ def test_cli_promote_is_guarded_and_rollback_restores(registry):
     assert nothing.returncode == 1 and "no previous champion" in nothing.stderr
     history = registry_cli(outputs, "history")
     assert history.returncode == 0
-    assert history.stdout.count("rollback") == 1 and "root" in history.stdout or "@" in history.stdout
+    assert (history.stdout.count("rollback") == 1 and "root" in history.stdout) or "@" in history.stdout
 
 
 def test_cli_tables_compare_and_best(registry):

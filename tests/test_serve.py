@@ -85,7 +85,7 @@ def test_predictions_equal_the_models_own(registry, test_rows, use_onnx):
         got = np.array([[a["probabilities"][c] for c in pipeline.classes_] for a in answers])
         assert np.abs(got - expected).max() <= 1e-5
 
-        for row, want in zip(as_json(test_rows.head(5)), answers):
+        for row, want in zip(as_json(test_rows.head(5)), answers, strict=True):
             single = client.post("/predict", json=row)
             assert single.status_code == 200  # not 201
             assert single.json()["prediction"] == want["prediction"]

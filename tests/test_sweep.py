@@ -155,7 +155,7 @@ def test_two_workers_started_together_on_fresh_stores_share_one_study_exactly(tm
     workers = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True) for _ in range(2)]
     logs = [w.communicate(timeout=600)[1] for w in workers]
-    for worker, err in zip(workers, logs):
+    for worker, err in zip(workers, logs, strict=True):
         assert worker.returncode == 0, err[-3000:]
         assert "Traceback" not in err and "already exists" not in err
 

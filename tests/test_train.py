@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import mlflow
 import pandas as pd
 import pytest
@@ -41,7 +43,7 @@ def test_cli_run_is_finished_with_params_metrics_and_provenance(trained_cli):
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"confusion_matrix_cv.png", "confusion_matrix_test.png", "config", "hydra"} <= artifacts
     resolved = client.download_artifacts(run.info.run_id, "config/resolved.yaml", str(outputs))
-    assert "n_estimators: 60" in open(resolved).read()
+    assert "n_estimators: 60" in Path(resolved).read_text()
 
 
 @pytest.mark.slow

@@ -61,8 +61,12 @@ def compose_saved(path: Path) -> DictConfig:
         raise ConfigError(f"{path} is missing: run `python scripts/params.py` (or dvc exp run)")
     try:
         saved = OmegaConf.load(path)
+        if not isinstance(saved, DictConfig):
+            raise ConfigError("a mapping of config keys is expected")
         choices = [f"{group}={saved[group].name}" for group in GROUPS]
-        return OmegaConf.merge(compose([*choices, f"paths.root={saved.paths.root}"]), saved)
+        merged = OmegaConf.merge(compose([*choices, f"paths.root={saved.paths.root}"]), saved)
+        assert isinstance(merged, DictConfig)  # a merge onto a DictConfig is one
+        return merged
     except (OmegaConfBaseException, ConfigError) as exc:
         raise ConfigError(f"{path}: {_message(exc)}") from None
 

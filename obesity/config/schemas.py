@@ -7,11 +7,12 @@ their own group so that `model=` lists only the real model configs.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Optional
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import II, MISSING
+from omegaconf import II, MISSING, OmegaConf
 
 from obesity.data.contract import FEATURE_NAMES
 
@@ -215,3 +216,11 @@ def flatten(node: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, An
             yield from flatten(value, f"{name}.")
         else:
             yield name, value
+
+
+def plain(node: Any, resolve: bool = True) -> dict[str, Any]:
+    """A mapping config node as a plain dict (OmegaConf.to_container, typed for a mapping)."""
+    container = OmegaConf.to_container(node, resolve=resolve)
+    if not isinstance(container, dict):
+        raise TypeError(f"expected a mapping config node, got {type(container).__name__}")
+    return {str(key): value for key, value in container.items()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,7 +161,7 @@ def _values(cells: pd.Series, mask: pd.Series) -> str:
     return ", ".join(repr(v) for v in shown)
 
 
-def select_features(frame: pd.DataFrame, exclude: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
+def select_features(frame: pd.DataFrame, exclude: Sequence[str] = ()) -> pd.DataFrame:
     """The feature columns (all contract features except `exclude`), in contract order."""
     return frame.drop(columns=[TARGET, *exclude])
 

@@ -18,7 +18,7 @@ class AddBMI(TransformerMixin, BaseEstimator):
         self.height = height
         self.weight = weight
 
-    def fit(self, X: pd.DataFrame, y: object = None) -> "AddBMI":
+    def fit(self, X: pd.DataFrame, y: object = None) -> AddBMI:
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.n_features_in_ = X.shape[1]
         return self

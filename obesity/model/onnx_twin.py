@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -73,10 +74,10 @@ def _register_converters() -> None:
     def convert_bmi(scope: Any, operator: Any, container: Any) -> None:
         model: AddBMI = operator.raw_operator
         by_name = {var.raw_name: var for var in operator.inputs}
-        for var, out in zip(operator.inputs, operator.outputs):
+        for var, out in zip(operator.inputs, operator.outputs, strict=True):
             if var.raw_name in NUMERIC_FEATURES:
-                container.add_node("Cast", var.full_name, out.full_name,
-                                   to=onnx_proto.TensorProto.FLOAT, name=scope.get_unique_operator_name("Cast"))
+                container.add_node("Cast", var.full_name, out.full_name, to=onnx_proto.TensorProto.FLOAT,
+                                   name=scope.get_unique_operator_name("Cast"))
             else:
                 container.add_node("Identity", var.full_name, out.full_name,
                                    name=scope.get_unique_operator_name("Identity"))

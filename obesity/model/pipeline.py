@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from sklearn.base import ClassifierMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from obesity.config.schemas import ESTIMATOR_TARGETS, ModelConfig, feature_columns
+from obesity.config.schemas import ESTIMATOR_TARGETS, ModelConfig, feature_columns, plain
 from obesity.data.contract import NUMERIC_FEATURES
 from obesity.errors import ConfigError
 from obesity.model.features import AddBMI
@@ -23,7 +23,7 @@ FRAMEWORK_KEYS = frozenset(k for k in ModelConfig.__dataclass_fields__ if k != "
 def estimator(model_cfg: DictConfig) -> ClassifierMixin:
     """Instantiate the estimator of a model config (only whitelisted sklearn targets)."""
     params: dict[str, Any] = {
-        k: v for k, v in OmegaConf.to_container(model_cfg, resolve=True).items()
+        k: v for k, v in plain(model_cfg).items()
         if k not in FRAMEWORK_KEYS
     }
     try:
@@ -33,7 +33,7 @@ def estimator(model_cfg: DictConfig) -> ClassifierMixin:
         built._validate_params()
     except Exception as exc:  # Hydra wraps the estimator's own complaint; surface it plainly
         cause = exc.__cause__ or exc
-        raise ConfigError(f"model {model_cfg.name!r}: cannot build {params['_target_']}: {cause}")
+        raise ConfigError(f"model {model_cfg.name!r}: cannot build {params['_target_']}: {cause}") from None
     return built
 
 

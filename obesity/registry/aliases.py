@@ -7,7 +7,7 @@ from __future__ import annotations
 import getpass
 import json
 import socket
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
@@ -38,7 +38,7 @@ def set_alias(client: MlflowClient, reg: DictConfig, alias: str, version: str | 
         entry = {"alias": alias, "from": previous.version if previous else None,
                  "to": str(version), "kind": kind, "why": why,
                  "who": f"{getpass.getuser()}@{socket.gethostname()}",
-                 "when": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                 "when": datetime.now(UTC).isoformat(timespec="seconds")}
         n = len(alias_log(client, name))
         client.set_registered_model_tag(name, f"{LOG_PREFIX}{n:06d}", json.dumps(entry))
 

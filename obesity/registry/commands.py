@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -79,7 +79,8 @@ def compare(cfg: DictConfig, args: argparse.Namespace) -> str:
     reg = cfg.registry
     client = _client(cfg)
     a, b = _version(client, reg.model_name, args.a), _version(client, reg.model_name, args.b)
-    ma, mb = client.get_run(a.run_id).data.metrics, client.get_run(b.run_id).data.metrics
+    ma = client.get_run(policy.run_of(a)).data.metrics
+    mb = client.get_run(policy.run_of(b)).data.metrics
     names = sorted(k for k in set(ma) | set(mb) if not k.startswith("time_"))
     rows = [{"metric": k, f"v{a.version}": ma.get(k, np.nan), f"v{b.version}": mb.get(k, np.nan),
              "diff": mb.get(k, np.nan) - ma.get(k, np.nan)} for k in names]
@@ -98,7 +99,7 @@ def best(cfg: DictConfig, args: argparse.Namespace) -> str:
     reg = cfg.registry
     metric = args.metric or reg.promotion_metric
     client = _client(cfg)
-    scored = [(client.get_run(v.run_id).data.metrics.get(metric), v)
+    scored = [(client.get_run(policy.run_of(v)).data.metrics.get(metric), v)
               for v in _versions(client, reg.model_name)]
     scored = [(s, v) for s, v in scored if s is not None]
     if not scored:
@@ -161,7 +162,7 @@ def register_run(cfg: DictConfig, args: argparse.Namespace) -> str:
 
 
 def when(ms: int | None) -> str:
-    return datetime.fromtimestamp((ms or 0) / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
+    return datetime.fromtimestamp((ms or 0) / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
 
 
 # `python -m obesity.registry <command>` -> the function that runs it

@@ -25,7 +25,8 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from obesity.config.schemas import feature_columns
-from obesity.errors import DataError, ModelRefused
+from obesity.data.split import Split
+from obesity.errors import DataError, ModelRefused, RegistryError
 from obesity.model import files as model_files
 from obesity.registry.aliases import alias_version, set_alias
 from obesity.stores import tracking
@@ -138,11 +139,19 @@ def score_on_same_split(client: MlflowClient, champion: ModelVersion, candidate:
     return evaluate.score(model, split.X_test, split.y_test).metrics[metric]
 
 
-def test_split_of(version: ModelVersion):
+def run_of(version: ModelVersion) -> str:
+    """The run a version's model was logged by (every version this framework registers has one)."""
+    if not version.run_id:
+        raise RegistryError(f"{version.name} version {version.version} has no run: it was not "
+                            "registered by this framework")
+    return version.run_id
+
+
+def test_split_of(version: ModelVersion) -> Split:
     """The held-out test split a version was scored on (from its run's resolved config)."""
     from obesity.data.split import split_of
 
-    cfg = tracking.run_config(version.run_id)
+    cfg = tracking.run_config(run_of(version))
     # All raw feature columns: every model's signature selects the ones it was trained on.
     dataset, split = split_of(cfg.data)
     trained_on = version.tags.get("data_md5")

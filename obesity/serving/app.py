@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from http import HTTPStatus
-from typing import Any, AsyncIterator, NoReturn
+from typing import Any, NoReturn
 
 import anyio
 import msgspec
@@ -84,7 +85,7 @@ def _checked_body(kind: type) -> Any:
         body = await request.body()  # over the body limit: 413 from Litestar
         limit = request.app.state.cfg.batch_limit
         try:
-            value = msgspec.json.decode(body, type=kind)
+            value: Any = msgspec.json.decode(body, type=kind)
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
             # malformed: let the lenient parser name the problem (a field if it can)
             _invalid(body, kind, limit, exc)
@@ -122,8 +123,8 @@ ERRORS = {
 def _predictions(model: ServedModel, rows: list[Any]) -> list[RowPrediction]:
     labels, probabilities = model.predictor.predict(rows)
     classes = model.predictor.classes
-    return [RowPrediction(label, dict(zip(classes, map(float, p))))
-            for label, p in zip(labels, probabilities)]
+    return [RowPrediction(label, dict(zip(classes, map(float, p), strict=True)))
+            for label, p in zip(labels, probabilities, strict=True)]
 
 
 @post("/predict", status_code=200, sync_to_thread=True, before_request=_checked_body(Person),
@@ -208,7 +209,7 @@ class StrictStructSchemaPlugin(StructSchemaPlugin):
 
     def to_openapi_schema(self, field_definition: Any, schema_creator: Any) -> Any:
         schema = super().to_openapi_schema(field_definition, schema_creator)
-        if msgspec.inspect.type_info(field_definition.type_).forbid_unknown_fields:
+        if getattr(msgspec.inspect.type_info(field_definition.type_), "forbid_unknown_fields", False):
             schema.additional_properties = False
         return schema
 

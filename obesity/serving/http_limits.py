@@ -41,7 +41,8 @@ class HeadDeadlineProtocol(HttpToolsProtocol):
 
     def _arm_head_deadline(self) -> None:
         self._disarm_head_deadline()
-        self._head_deadline = self.loop.call_later(self.header_timeout, self._head_too_slow)
+        self._head_deadline: asyncio.TimerHandle | None = self.loop.call_later(
+            self.header_timeout, self._head_too_slow)
 
     def _disarm_head_deadline(self) -> None:
         handle = getattr(self, "_head_deadline", None)

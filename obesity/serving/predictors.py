@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 from omegaconf import DictConfig
@@ -73,7 +74,7 @@ class ServedModel:
     run_id: str
     tags: dict[str, str]
     predictor: Predictor
-    loaded_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
 
 def load(version: Any, alias: str, cfg: DictConfig) -> ServedModel:

@@ -194,9 +194,9 @@ def batch_errors(obj: Any) -> list[FieldError]:
     errors = [FieldError(clip(str(key)), "unknown field") for key in obj if key != "rows"]
     rows = obj.get("rows")
     if not isinstance(rows, list):
-        return errors + [FieldError("rows", "required: a list of row objects")]
+        return [*errors, FieldError("rows", "required: a list of row objects")]
     if not rows:
-        return errors + [FieldError("rows", "needs at least one row")]
+        return [*errors, FieldError("rows", "needs at least one row")]
     for i, row in enumerate(rows):
         errors += person_errors(row, f"rows[{i}].")
     return errors

@@ -24,7 +24,8 @@ def evaluate_stage(cfg: DictConfig) -> None:
     X, y = test[feature_columns(cfg.data)], test[TARGET]
     scores = evaluate.score(model, X, y, prefix="test")
     write_json(REPORTS / "metrics.json", {k: scores.metrics[k] for k in TEST_METRICS})
-    pd.DataFrame({"actual": y, "predicted": scores.predicted}).to_csv(REPORTS / "predictions.csv", index=False)
+    predictions = pd.DataFrame({"actual": y, "predicted": scores.predicted})
+    predictions.to_csv(REPORTS / "predictions.csv", index=False)
     rows = [{"class": c, **{m: scores.metrics[f"test_{m}_{c}"] for m in ("precision", "recall", "f1")}}
             for c in CLASSES]
     pd.DataFrame(rows).to_csv(REPORTS / "per_class.csv", index=False)

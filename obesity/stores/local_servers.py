@@ -17,8 +17,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 VENV_ENV = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true",
             # mlflow starts its web server by name: the venv's bin must be on PATH

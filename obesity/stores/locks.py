@@ -85,10 +85,11 @@ def _acquire(url: str, name: str) -> Iterator[None]:
         return
     from sqlalchemy import text
 
+    params: dict[str, Any]
     if engine_kind == "postgresql":
         take, release, params = ("SELECT pg_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)",
                                  {"key": _key(name)})
-    elif engine_kind in ("mysql", "mariadb"):
+    elif engine_kind in ("mysql", "mariadb"):  # the lock's name is text here
         take, release, params = ("SELECT GET_LOCK(:name, -1)", "SELECT RELEASE_LOCK(:name)",
                                  {"name": f"obesity:{_key(name)}"})
     else:

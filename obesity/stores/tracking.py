@@ -15,15 +15,15 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 # Requirements are passed explicitly (model_requirements): no looking for a uv project.
 os.environ.setdefault("MLFLOW_UV_AUTO_DETECT", "false")
 
-import mlflow  # noqa: E402
-from mlflow.exceptions import MlflowException  # noqa: E402
-from mlflow.tracking import MlflowClient  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
+import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
 
-import obesity.stores.sqlite_tuning  # noqa: E402,F401  (WAL for the embedded stores)
-from obesity.config.schemas import flatten  # noqa: E402
-from obesity.errors import StoreError  # noqa: E402
-from obesity.stores import locations, locks  # noqa: E402
+import obesity.stores.sqlite_tuning  # noqa: F401  (WAL for the embedded stores)
+from obesity.config.schemas import flatten, plain
+from obesity.errors import StoreError
+from obesity.stores import locations, locks
 
 # What loading a logged pipeline needs, pinned to the installed (uv.lock) versions and passed to
 # log_model: MLflow's inference would load the model in a subprocess (~15 s a model, four
@@ -82,12 +82,15 @@ def _experiment_id(registry_cfg: DictConfig) -> str:
     try:
         return client.create_experiment(registry_cfg.experiment, artifact_location=artifact_location)
     except MlflowException:  # another process created it in the meantime
-        return client.get_experiment_by_name(registry_cfg.experiment).experiment_id
+        experiment = client.get_experiment_by_name(registry_cfg.experiment)
+        if experiment is None:  # created and deleted meanwhile: the next run creates it
+            raise
+        return experiment.experiment_id
 
 
 def config_params(cfg: DictConfig) -> dict[str, str]:
     """The resolved config (without Hydra's own node) as flat MLflow params."""
-    container = OmegaConf.to_container(cfg, resolve=True)
+    container = plain(cfg)
     container.pop("hydra", None)
     return {name: _param_value(value) for name, value in flatten(container)}
 
@@ -126,7 +129,9 @@ def kill_orphaned_runs(client: MlflowClient, experiment_id: str) -> list[str]:
 
 def run_config(run_id: str) -> DictConfig:
     """The resolved config a run was made with (its `config/resolved.yaml` artifact)."""
-    return OmegaConf.create(mlflow.artifacts.load_text(f"runs:/{run_id}/{RESOLVED_CONFIG}"))
+    cfg = OmegaConf.create(mlflow.artifacts.load_text(f"runs:/{run_id}/{RESOLVED_CONFIG}"))
+    assert isinstance(cfg, DictConfig)  # the YAML of a mapping
+    return cfg
 
 
 @contextlib.contextmanager

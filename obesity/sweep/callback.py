@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 def _task_config(config: DictConfig) -> DictConfig:
     """The job's config without Hydra's own node."""
-    return OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
+    return OmegaConf.masked_copy(config, [str(k) for k in config if k != "hydra"])
 
 
 def warm_up_workers(config: DictConfig) -> None:
@@ -38,8 +38,9 @@ def warm_up_workers(config: DictConfig) -> None:
     from joblib import Parallel, delayed
 
     from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
+    from obesity.config.schemas import plain
 
-    joblib_cfg = dict(OmegaConf.to_container(launcher, resolve=True))
+    joblib_cfg = plain(launcher)
     joblib_cfg.pop("_target_", None)
     process_joblib_cfg(joblib_cfg)
     if joblib_cfg.get("backend") != "loky" or joblib_cfg.pop("inner_max_num_threads", None):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
 from mlflow.entities import Run
@@ -37,7 +39,8 @@ def _summarize_study(client: MlflowClient, config: DictConfig, parent: str, stud
         log.warning("study %s has no complete trial: nothing to promote", study_name)
         return None
     best = study.best_trial
-    client.log_metric(parent, f"best_{config.objective}", best.value)
+    if best.value is not None:
+        client.log_metric(parent, f"best_{config.objective}", best.value)
     client.set_tag(parent, "best_trial", str(best.number))
     for key, value in best.params.items():
         client.log_param(parent, f"best.{key}", str(value))
@@ -88,7 +91,8 @@ def _log_plots(client: MlflowClient, parent: str, study, n_complete: int) -> Non
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as ovm
 
-    plots = {"sweep/optimization_history.png": ovm.plot_optimization_history}
+    plots: dict[str, Callable[[Any], Any]] = {
+        "sweep/optimization_history.png": ovm.plot_optimization_history}
     if n_complete >= 2:
         plots["sweep/param_importances.png"] = ovm.plot_param_importances
     for name, plot in plots.items():
@@ -99,7 +103,8 @@ def _log_plots(client: MlflowClient, parent: str, study, n_complete: int) -> Non
             except (ValueError, RuntimeError) as exc:  # e.g. importances of a constant space
                 log.warning("no %s: %s", name, exc)
                 continue
-        fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+        # one Axes, or an array of them (the figure is the same); a Figure, not a SubFigure
+        fig: Any = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
         fig.set_size_inches(9, 5)
         fig.tight_layout()
         client.log_figure(parent, fig, name)

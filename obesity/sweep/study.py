@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import optuna
 from omegaconf import OmegaConf
@@ -62,6 +63,10 @@ class ResumableSweeperImpl(OptunaSweeperImpl):
                       "shared: set registry.study_storage (registry=server: the OPTUNA_STORAGE "
                       "env var)")
             raise SystemExit(1)  # a clear line, not a traceback through Hydra
+        if not self.study_name:
+            log.error("hydra.sweeper.study_name is empty: a resumable study is found by its name")
+            raise SystemExit(1)
+        study_name: str = self.study_name
         if isinstance(self.sampler, functools.partial):  # GridSampler: the plugin's own loop
             super().sweep(arguments)
             return
@@ -76,11 +81,11 @@ class ResumableSweeperImpl(OptunaSweeperImpl):
             [*self._parse_sweeper_params_config(), *arguments])
         for name in fixed_params:
             space.pop(name, None)
-        directions = self._get_directions()
+        directions: Any = self._get_directions()  # 'maximize'/'minimize' strings
         # under the lock: workers starting together on a fresh database would race to create
         # Optuna's tables (PostgreSQL: "duplicate key value ... studydirection")
-        with db_lock(self.storage, lock_name(self.study_name)):
-            study = optuna.create_study(study_name=self.study_name, storage=self.storage,
+        with db_lock(self.storage, lock_name(study_name)):
+            study = optuna.create_study(study_name=study_name, storage=self.storage,
                                         directions=directions, load_if_exists=True)
         total, me = self.n_trials, owner.me()
         orphans = fail_orphaned_trials(study)
@@ -94,7 +99,7 @@ class ResumableSweeperImpl(OptunaSweeperImpl):
                  f" ({running} running in other workers)" if running else "")
         progress = Progress(total)
         while True:
-            with db_lock(self.storage, lock_name(self.study_name)):
+            with db_lock(self.storage, lock_name(study_name)):
                 # one read of the study per batch: finished or running anywhere, minus the dead
                 every = study.get_trials(deepcopy=False)
                 taken = [t for t in every if t.state in TAKEN]
@@ -103,7 +108,7 @@ class ResumableSweeperImpl(OptunaSweeperImpl):
                     log.warning("study %s: marked FAIL the trials of a dead sweep: %s",
                                 study.study_name, orphans)
                 left = total - (len(taken) - len(orphans))
-                trials = []
+                trials: list[Trial] = []
                 for _ in range(min(self.n_jobs, left)):
                     # the trial's number, under the lock: the count of trials in the study
                     self._reseed(study, len(every) + len(trials))
@@ -116,7 +121,7 @@ class ResumableSweeperImpl(OptunaSweeperImpl):
             returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
             self.job_idx += len(returns)
             failed = sum(not _tell(study, trial, ret, len(directions))
-                         for trial, ret in zip(trials, returns))
+                         for trial, ret in zip(trials, returns, strict=True))
             if failed / len(returns) > self.max_failure_rate:
                 log.error("%d of %d trials in the last batch failed (max_failure_rate=%s): "
                           "stopping the sweep", failed, len(returns), self.max_failure_rate)
@@ -171,7 +176,7 @@ class Progress:
 
 
 def _clock(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
+    minutes, secs = divmod(round(seconds), 60)
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 

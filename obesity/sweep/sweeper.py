@@ -13,10 +13,11 @@ This module stays light (Hydra imports it at every start-up); Optuna is imported
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 
@@ -39,13 +40,13 @@ class StudySweeper(OptunaSweeper):
         self.sweeper.sampler_factory = _seeded_factory(sampler_cfg)
 
 
-def _build(sampler_cfg: DictConfig | None, partial: bool) -> Any:
+def _build(sampler_cfg: Any, partial: bool) -> Any:
     if sampler_cfg is None:
         return None
     return instantiate(sampler_cfg, _execution_whitelist_=SAMPLER_TARGETS, _partial_=partial)
 
 
-def _seeded_factory(sampler_cfg: DictConfig | None) -> Callable[[int], Any] | None:
+def _seeded_factory(sampler_cfg: Any) -> Callable[[int], Any] | None:
     """`number -> sampler seeded with seed + number`; None for an unseeded sampler. The config
     is instantiated once (a partial): a sampler per trial then costs microseconds."""
     if sampler_cfg is None or sampler_cfg.get("seed") is None:

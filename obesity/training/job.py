@@ -11,7 +11,7 @@ import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
@@ -71,7 +71,7 @@ def run(cfg: DictConfig, overrides: list[str] | None = None, parent_run_id: str 
         tags["trial"] = str(cfg.trial)
     with mlflow.start_run(experiment_id=experiment_id, run_name=cfg.run_name, tags=tags,
                           parent_run_id=parent_run_id) as active:
-        params = tracking.config_params(cfg)
+        params: dict[str, Any] = dict(tracking.config_params(cfg))
         params |= {
             "data.md5": dataset.md5,
             "data.rows_raw": dataset.rows_raw,
@@ -143,7 +143,8 @@ def _log_hydra_dir() -> None:
 
     if HydraConfig.initialized():
         # None outside a job (e.g. the refit at the end of a sweep runs in the sweep's process)
-        output_dir = OmegaConf.select(HydraConfig.get(), "runtime.output_dir", default=None)
+        hydra_cfg = cast(DictConfig, HydraConfig.get())  # typed HydraConf, a DictConfig at runtime
+        output_dir = OmegaConf.select(hydra_cfg, "runtime.output_dir", default=None)
         hydra_dir = Path(output_dir or "/nonexistent") / ".hydra"
         if hydra_dir.is_dir():
             mlflow.log_artifacts(str(hydra_dir), "hydra")
