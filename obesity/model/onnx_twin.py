@@ -74,7 +74,8 @@ def _register_converters() -> None:
     def convert_bmi(scope: Any, operator: Any, container: Any) -> None:
         model: AddBMI = operator.raw_operator
         by_name = {var.raw_name: var for var in operator.inputs}
-        for var, out in zip(operator.inputs, operator.outputs, strict=True):
+        # one output per input, then the BMI column (the last output, written below)
+        for var, out in zip(operator.inputs, operator.outputs[:-1], strict=True):
             if var.raw_name in NUMERIC_FEATURES:
                 container.add_node("Cast", var.full_name, out.full_name, to=onnx_proto.TensorProto.FLOAT,
                                    name=scope.get_unique_operator_name("Cast"))

@@ -1,6 +1,6 @@
 """The HTTP contract of the prediction service: request and response bodies, and input checks.
 
-`Person` is generated from the data contract (obesity/contract.py), so the service and the
+`Person` is generated from the data contract (obesity/data/contract.py), so the service and the
 training data validation can never disagree on a column, a level or a range. msgspec decodes a
 valid body in one pass; only when it fails does `body_errors` walk the body to name EVERY bad
 field (msgspec itself stops at the first).

@@ -1,4 +1,4 @@
-"""Stage `train`: `obesity.training.run`, the code path of `python -m obesity.train`, on params.yaml.
+"""Stage `train`: `obesity.training.job.run`, the code path of `python -m obesity.train`, on params.yaml.
 
 Logs to MLflow like the CLI, then keeps the fitted pipeline (skops) and the CV scores for DVC.
 """
