@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 from omegaconf import DictConfig
 
-from obesity.config.compose import GROUPS, compose, root_override
+from obesity.config.compose import GROUPS, compose, hydra_value, root_override
 from obesity.config.schemas import flatten, plain
 
 
@@ -71,7 +71,7 @@ def command_line(cfg: DictConfig) -> str:
     groups = [f"{g}={cfg[g].name}" for g in GROUPS if cfg[g].name != _default_choice(g)]
     base = _flat(compose(groups))
     mine = _flat(cfg)
-    changed = [f"{key}={_hydra_value(value)}" for key, value in mine.items()
+    changed = [f"{key}={hydra_value(value)}" for key, value in mine.items()
                if key not in base or base[key] != value]
     removed = [f"~{key}" for key in base if key not in mine]
     auto_root = root_override([])
@@ -90,18 +90,3 @@ _DEFAULTS: dict[str, str] = {}
 
 def _flat(cfg: DictConfig) -> dict[str, Any]:
     return dict(flatten(plain(cfg, resolve=False)))
-
-
-def _hydra_value(value: Any) -> str:
-    """A value in Hydra's override grammar."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, list):
-        return "[" + ",".join(_hydra_value(v) for v in value) + "]"
-    text = str(value)
-    plain = text and all(c.isalnum() or c in "_-./:" for c in text) and text not in ("null", "true", "false")
-    return text if plain else "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"

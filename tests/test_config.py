@@ -32,11 +32,16 @@ def test_defaults_compose_to_rf_on_full_with_local_registry(tmp_path):
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("data", DATA)
 def test_every_model_and_data_config_builds_a_pipeline(model, data, tmp_path):
-    assert set(MODELS) >= {"rf", "hgb", "lr", "et"}
+    assert set(MODELS) >= {"rf", "hgb", "lr", "et", "bmi_rule"}
     cfg = compose_train([f"model={model}", f"data={data}"], tmp_path)
+    if model == "bmi_rule" and not cfg.data.bmi:  # the rule is BMI: it needs Height and Weight
+        with pytest.raises(ConfigError, match="model=bmi_rule needs Height, Weight"):
+            pipeline.build(cfg)
+        return
     built = pipeline.build(cfg)
     assert isinstance(built, Pipeline)
-    assert type(built.named_steps["model"]).__module__.startswith("sklearn.")
+    estimator = type(built.named_steps["model"])
+    assert estimator.__module__.startswith("sklearn." if model != "bmi_rule" else "obesity.model")
     assert ("bmi" in built.named_steps) == cfg.data.bmi
 
 

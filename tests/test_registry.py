@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import re
 import shutil
 import subprocess
 import sys
@@ -54,6 +55,20 @@ def test_a_worse_candidate_never_becomes_champion(registry):
     outputs, (_, v2, v3) = registry
     assert v2.validation_status == "approved" and v2.champion is None
     assert "champion stays version 1" in v2.why
+    # the decision says why with the numbers, and the version keeps them as tags
+    figures = re.search(r"candidate ([-+]\d\.\d{4}) test_f1_macro \(95% CI ([-+]\d\.\d{4}) … "
+                        r"([-+]\d\.\d{4}), McNemar p=([\d.e-]+)\): not enough evidence "
+                        r"\(needs lower bound > margin 0, guard=better\)", v2.why)
+    assert figures, v2.why
+    tags = mlflow_client(outputs).get_model_version("obesity_full", "2").tags
+    assert tags["guard"] == "better" and tags["guard_against"] == "1"
+    assert float(tags["guard_diff"]) == pytest.approx(float(figures[1]), abs=6e-5)
+    assert float(tags["guard_ci_low"]) == pytest.approx(float(figures[2]), abs=6e-5)
+    assert float(tags["guard_ci_low"]) < float(tags["guard_diff"]) < float(tags["guard_ci_high"])
+    # the point estimate is the difference of the two versions' logged test scores (same rows)
+    v1_tags = mlflow_client(outputs).get_model_version("obesity_full", "1").tags
+    assert float(tags["guard_diff"]) == pytest.approx(
+        float(tags["test_f1_macro"]) - float(v1_tags["test_f1_macro"]), abs=2e-6)
     assert v3.validation_status == "rejected" and v3.champion is None
     assert "< threshold 0.85; never champion" in v3.why
     assert aliases(outputs)["champion"] == "1"
@@ -93,8 +108,14 @@ def test_cli_tables_compare_and_best(registry):
     compare = registry_cli(outputs, "compare", "1", "2")
     assert compare.returncode == 0, compare.stderr
     assert "test_f1_macro" in compare.stdout and "label agreement" in compare.stdout
-    agreement = float(compare.stdout.split("rows):")[1].split()[0])
+    agreement = float(compare.stdout.split("label agreement ")[1].split()[0])
     assert 0 < agreement < 1
+    # the guard's figures for 2 - 1 on the same rows, and both margins over the BMI rule
+    assert re.search(r"version 2 - version 1: [-+]\d\.\d{4} test_f1_macro \(95% CI [-+]\d\.\d{4} … "
+                     r"[-+]\d\.\d{4}, McNemar p=", compare.stdout), compare.stdout
+    assert "the guard (better) would say: keep" in compare.stdout
+    assert re.search(r"BMI rule \(no learning\) test_f1_macro 0\.\d{4}: version 1 [-+]0\.\d{4}, "
+                     r"version 2 [-+]0\.\d{4}", compare.stdout)
 
 
 def test_cli_alias_moves_and_refuses_champion(registry):
@@ -272,3 +293,83 @@ def test_any_promotion_metric_is_tagged_and_compared(tmp_path):
     v1 = mlflow_client(tmp_path).get_model_version("obesity_full", "1")
     assert 0 < float(v1.tags[metric]) <= 1
     assert metric in second.why and "nan" not in second.why
+
+
+def _table(card: str, heading: str) -> list[list[str]]:
+    """The rows of the markdown table under `heading` in a card."""
+    section = card.split(heading, 1)[1]
+    lines = [line for line in section.splitlines() if line.startswith("|")]
+    rows = []
+    for line in lines:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if set("".join(cells)) <= set("-: "):
+            continue
+        rows.append(cells)
+        if not section.split(line, 1)[1].lstrip(" ").startswith(("\n|", "|")):
+            break
+    return rows
+
+
+def test_every_number_in_a_versions_card_is_what_its_run_logged(registry):
+    outputs, _ = registry
+    shown = registry_cli(outputs, "card", "1")
+    assert shown.returncode == 0, shown.stderr
+    card = shown.stdout
+    client = mlflow_client(outputs)
+    version = client.get_model_version("obesity_full", "1")
+    run = client.get_run(version.run_id)
+    metrics, params = run.data.metrics, run.data.params
+    for section in ("Intended use", "Data", "Input columns", "Test metrics", "Per class (test)",
+                    "Promotion", "Reproduce", "ONNX twin", "Limitations", "Confusion matrix"):
+        assert f"\n# {section}" in card, section
+    overall = dict(row for row in _table(card, "Test metrics")[1:])
+    assert set(overall) == {"test_accuracy", "test_f1_macro", "test_qwk", "test_class_distance"}
+    for name, value in overall.items():
+        assert value == f"{metrics[name]:.4f}", name
+    header, *per_class = _table(card, "Per class (test)")
+    assert len(per_class) == 7
+    for row in per_class:
+        cls = row[0]
+        for column, value in zip(header[1:4], row[1:4], strict=True):
+            assert value == f"{metrics[f'test_{column}_{cls}']:.4f}", (cls, column)
+        low, high = (float(x) for x in row[4].split(" … "))
+        assert low <= float(row[3]) <= high
+    for row in _table(card, "Intervals")[1:]:
+        assert row[1] == f"{metrics[row[0]]:.4f}" and float(row[2]) <= float(row[1]) <= float(row[3])
+    assert f"data md5 `{version.tags['data_md5']}`" in card
+    assert f"{params['data.rows_raw']} rows, {params['data.rows_dedup']} after" in card
+    assert f"{float(version.tags['baseline_test_f1_macro']):.4f}" in card
+    assert f"{float(version.tags['margin_over_baseline']):+.4f}" in card
+    assert version.tags["promotion"] in card  # the guard's decision
+    assert "python -m obesity.train data=full model=rf model.n_estimators=60 cv_folds=2\n" in card
+    assert f"`{version.tags['onnx']}`" in card
+    assert "SMOTE" in card and "Not a diagnosis" in card
+    artifacts = {a.path for a in client.list_artifacts(version.run_id, "card")}
+    assert artifacts == {"card/README.md", "card/confusion_matrix_test.png"}
+
+
+def test_the_baseline_margin_is_measured_on_the_same_rows(registry):
+    from obesity.data.split import split_of
+    from obesity.model.baseline import baseline_scores
+
+    outputs, _ = registry
+    tags = mlflow_client(outputs).get_model_version("obesity_full", "1").tags
+    _, split = split_of(compose_train([], outputs).data)
+    baseline = baseline_scores(split.X_test, split.y_test, "test")["test_f1_macro"]
+    assert float(tags["baseline_test_f1_macro"]) == pytest.approx(baseline, abs=1e-6)
+    assert float(tags["margin_over_baseline"]) == pytest.approx(
+        float(tags["test_f1_macro"]) - baseline, abs=2e-6)
+    assert 0.85 < baseline < 0.97  # the label's own definition, learned from nothing
+
+
+def test_card_of_an_unknown_version_or_one_without_a_card_is_one_line(registry):
+    outputs, _ = registry
+    missing = registry_cli(outputs, "card", "9")
+    assert missing.returncode == 1 and "no version '9'" in missing.stderr
+    client = mlflow_client(outputs)
+    assert client.get_model_version("obesity_full", "3").tags["card"] == "card/README.md"
+    client.delete_model_version_tag("obesity_full", "3", "card")  # as registered before cards
+    older = registry_cli(outputs, "card", "3")
+    assert older.returncode == 1
+    assert older.stderr.strip() == ("error: obesity_full version 3 has no model card "
+                                    "(registered before cards existed)")

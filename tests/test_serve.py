@@ -92,6 +92,22 @@ def test_predictions_equal_the_models_own(registry, test_rows, use_onnx):
             assert single.json()["model"] == {"name": MODEL, "version": "1"}
 
 
+def test_the_served_versions_card_is_linked_from_model(registry, tmp_path):
+    with TestClient(app=create_app(compose_serve(registry))) as client:
+        info = client.get("/model").json()
+        assert info["card"] == "/model/card"
+        card = client.get(info["card"])
+        assert card.status_code == 200 and card.headers["content-type"].startswith("text/markdown")
+        assert "`obesity_full` version 1" in card.text and "# Intended use" in card.text
+    # a version registered before cards existed: served, no link, 404 naming it
+    client_ = mlflow_client(registry)
+    client_.delete_model_version_tag(MODEL, "2", "card")
+    with TestClient(app=create_app(compose_serve(registry, "alias=challenger"))) as client:
+        assert client.get("/model").json()["card"] is None
+        missing = client.get("/model/card")
+        assert missing.status_code == 404 and "obesity_full version 2 has no model card" in missing.text
+
+
 def test_every_bad_input_is_a_4xx_in_one_shape(registry, test_rows):
     good = as_json(test_rows.head(3))
     with TestClient(app=create_app(compose_serve(registry, "batch_limit=5",

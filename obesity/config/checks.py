@@ -16,13 +16,44 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from obesity.data.contract import FEATURE_NAMES, TARGET
+from obesity.data.contract import CLASSES, FEATURE_NAMES, TARGET
 from obesity.errors import ConfigError
 
 log = logging.getLogger(__name__)
 MAX_SEED = 2**32 - 1  # numpy's and scikit-learn's random_state range
 # What a sweeper may optimise: cross-validation on the train split only, never the test split.
 OBJECTIVES = ("cv_f1_macro_mean", "cv_accuracy_mean")
+GUARDS = ("better", "not_worse", "point")  # registry.guard (obesity/registry/evidence.py)
+# What the guard can bootstrap from two models' predictions (test_<kind>)
+GUARDED_KINDS = ("accuracy", "f1_macro",
+                 *(f"{m}_{c}" for m in ("precision", "recall", "f1") for c in CLASSES))
+
+
+def guarded(metric: str) -> bool:
+    """Can the guard compare two models on `metric` (e.g. test_f1_macro)?"""
+    prefix, _, kind = metric.partition("_")
+    return prefix == "test" and kind in GUARDED_KINDS
+
+
+def registry_problems(reg: DictConfig) -> list[str]:
+    """The promotion rules' values, each naming its key."""
+    problems: list[str] = []
+    if reg.guard not in GUARDS:
+        problems.append(f"registry.guard={reg.guard}: one of {', '.join(GUARDS)}")
+    if not guarded(reg.promotion_metric):
+        problems.append(f"registry.promotion_metric={reg.promotion_metric}: the guard compares "
+                        "two models' predictions on test_accuracy, test_f1_macro or a per-class "
+                        "test_{precision,recall,f1}_<class>")
+    if not 0 < reg.alpha < 1:
+        problems.append(f"registry.alpha={reg.alpha}: must be between 0 and 1")
+    if reg.tolerance < 0:
+        problems.append(f"registry.tolerance={reg.tolerance}: must be 0 or more")
+    if reg.bootstrap_samples < 100:
+        problems.append(f"registry.bootstrap_samples={reg.bootstrap_samples}: at least 100")
+    _seed(problems, "registry.bootstrap_seed", reg.bootstrap_seed)
+    if not 0 < reg.onnx_tolerance < 1:
+        problems.append(f"registry.onnx_tolerance={reg.onnx_tolerance}: must be between 0 and 1")
+    return problems
 
 
 def _seed(problems: list[str], key: str, value: Any) -> None:
@@ -62,7 +93,7 @@ def train_problems(cfg: DictConfig) -> list[str]:
     if set(FEATURE_NAMES) <= set(data.exclude):
         problems.append("data.exclude removes every feature")
     _outputs(problems, cfg.paths.outputs)
-    return problems
+    return problems + registry_problems(cfg.registry)
 
 
 def serve_problems(cfg: DictConfig) -> list[str]:
@@ -77,9 +108,7 @@ def serve_problems(cfg: DictConfig) -> list[str]:
     for key in ("limit_concurrency", "batch_limit", "body_limit_bytes"):
         if cfg[key] < 1:
             problems.append(f"{key}={cfg[key]}: must be 1 or more")
-    if not 0 < cfg.registry.onnx_tolerance < 1:
-        problems.append(f"registry.onnx_tolerance={cfg.registry.onnx_tolerance}: must be between 0 and 1")
-    return problems
+    return problems + registry_problems(cfg.registry)
 
 
 def check(cfg: DictConfig) -> None:

@@ -8,8 +8,10 @@ thing everywhere and a bad override fails the same way (ConfigError naming the k
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -77,3 +79,40 @@ def _message(exc: Exception) -> str:
     cause = exc.__cause__
     extra = str(cause) if cause is not None and str(cause) not in str(exc) else ""
     return f"{exc}" + (f"\n{extra}" if extra else "")
+
+
+# What a run's own environment decides, not what it trains: left out of a reproducing command.
+_ENVIRONMENT = ("paths.", "registry.", "run_name", "trial", "promote")
+
+
+def reproduce_command(saved: DictConfig) -> str:
+    """The `python -m obesity.train ...` line that trains what a run's resolved config describes:
+    its data and model choices and every training key that differs from their defaults (paths
+    and stores are the reader's own)."""
+    from obesity.config.schemas import flatten, plain
+
+    groups = [f"{group}={saved[group].name}" for group in ("data", "model")]
+    base = compose([*groups, f"paths.root={saved.paths.root}"])
+    mine = dict(flatten(plain(saved)))
+    theirs = dict(flatten(plain(base, resolve=True)))
+    changed = [f"{key}={hydra_value(value)}" for key, value in mine.items()
+               if not key.startswith(_ENVIRONMENT) and theirs.get(key, _MISSING) != value]
+    return " ".join(["python", "-m", "obesity.train", *map(shlex.quote, groups + changed)])
+
+
+_MISSING = object()
+
+
+def hydra_value(value: Any) -> str:
+    """A value in Hydra's override grammar."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ",".join(hydra_value(v) for v in value) + "]"
+    text = str(value)
+    bare = text and all(c.isalnum() or c in "_-./:" for c in text) and text not in ("null", "true", "false")
+    return text if bare else "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"

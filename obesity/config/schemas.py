@@ -100,6 +100,15 @@ class LogisticRegressionConfig(ModelConfig):
 
 
 @dataclass
+class BMIRuleConfig(ModelConfig):
+    """The baseline: the BMI thresholds the labels were defined by (obesity/model/baseline.py)."""
+
+    _target_: str = "obesity.model.baseline.BMIRule"
+    name: str = "bmi_rule"
+    thresholds: list[float] = field(default_factory=lambda: [18.5, 25.0, 27.0, 30.0, 35.0, 40.0])
+
+
+@dataclass
 class RegistryConfig:
     name: str = MISSING
     tracking_uri: str = MISSING
@@ -113,7 +122,17 @@ class RegistryConfig:
     challenger_alias: str = "challenger"
     promotion_metric: str = "test_f1_macro"
     promotion_threshold: float = 0.85  # below it a version is never champion
-    promotion_margin: float = 0.0  # a challenger must beat the champion by more than this
+    # The guard (obesity/registry/evidence.py): champion and candidate on the same test rows,
+    # paired bootstrap interval of candidate - champion in the promotion metric.
+    #   better: lower bound > promotion_margin (sweeps: a real improvement, not noise)
+    #   not_worse: lower bound > -tolerance (a refit on new data: as good, within tolerance)
+    #   point: point estimate > promotion_margin (the old rule, one row can decide it)
+    guard: str = "better"
+    promotion_margin: float = 0.0
+    tolerance: float = 0.01
+    alpha: float = 0.05  # the interval is (1 - alpha), two-sided
+    bootstrap_samples: int = 2000
+    bootstrap_seed: int = 0  # the same comparison gives the same decision
     # Metrics every registered version carries as tags (`registry versions` lists them); the
     # promotion metric is always tagged too, whatever it is.
     tagged_metrics: list[str] = field(default_factory=lambda: [
@@ -150,6 +169,7 @@ MODEL_SCHEMAS: dict[str, type[ModelConfig]] = {
     "et": ExtraTreesConfig,
     "hgb": HistGradientBoostingConfig,
     "lr": LogisticRegressionConfig,
+    "bmi_rule": BMIRuleConfig,
 }
 ESTIMATOR_TARGETS: list[str] = [schema._target_ for schema in MODEL_SCHEMAS.values()]
 # Everything a config may name for Hydra to import and run: estimators, our callback and search

@@ -8,7 +8,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+from sklearn.metrics import (
+    accuracy_score,
+    cohen_kappa_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import Pipeline
 
@@ -45,7 +51,7 @@ def cross_validate(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, folds: int
         "cv_f1_macro_mean": float(np.mean(fold_f1)),
         "cv_f1_macro_std": float(np.std(fold_f1)),
     }
-    metrics |= per_class(truth, predicted, prefix="cv")
+    metrics |= per_class(truth, predicted, prefix="cv") | ordinal(truth, predicted, prefix="cv")
     return Scores(metrics, confusion_matrix(truth, predicted, labels=list(CLASSES)))
 
 
@@ -57,7 +63,7 @@ def score(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, prefix: str = "test
         f"{prefix}_accuracy": float(accuracy_score(truth, predicted)),
         f"{prefix}_f1_macro": float(f1_score(truth, predicted, average="macro")),
     }
-    metrics |= per_class(truth, predicted, prefix=prefix)
+    metrics |= per_class(truth, predicted, prefix=prefix) | ordinal(truth, predicted, prefix=prefix)
     return Scores(metrics, confusion_matrix(truth, predicted, labels=list(CLASSES)), predicted)
 
 
@@ -72,6 +78,17 @@ def per_class(truth: Sequence[str], predicted: Sequence[str], prefix: str) -> di
         out[f"{prefix}_recall_{name}"] = float(recall[i])
         out[f"{prefix}_f1_{name}"] = float(f1[i])
     return out
+
+
+def ordinal(truth: Sequence[str], predicted: Sequence[str], prefix: str) -> dict[str, float]:
+    """Scores that know the classes are ordered (Insufficient_Weight < ... < Obesity_Type_III),
+    so a miss by one level counts less than a miss by five: `{prefix}_class_distance` (mean
+    absolute difference in levels) and `{prefix}_qwk` (quadratic weighted kappa)."""
+    level = {name: i for i, name in enumerate(CLASSES)}
+    distance = np.abs(np.array([level[t] for t in truth]) - np.array([level[p] for p in predicted]))
+    return {f"{prefix}_class_distance": float(distance.mean()),
+            f"{prefix}_qwk": float(cohen_kappa_score(truth, predicted, labels=list(CLASSES),
+                                                      weights="quadratic"))}
 
 
 def confusion_figure(matrix: np.ndarray, title: str):

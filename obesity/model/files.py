@@ -23,6 +23,7 @@ from obesity.errors import ModelRefused, RegistryError
 SKOPS_TRUSTED_TYPES = [
     "obesity.model.features.AddBMI",  # our own BMI step
     "obesity.features.AddBMI",  # the same class, by its path before 0.2 (obesity/features.py)
+    "obesity.model.baseline.BMIRule",  # model=bmi_rule
     "sklearn.tree._tree.Tree",  # rf, et
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",  # hgb
 ]

@@ -14,6 +14,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from obesity.config.schemas import ESTIMATOR_TARGETS, ModelConfig, feature_columns, plain
 from obesity.data.contract import NUMERIC_FEATURES
 from obesity.errors import ConfigError
+from obesity.model.baseline import BMIRule, rule_pipeline
 from obesity.model.features import AddBMI
 
 # Keys of a model node that configure the framework, not the estimator.
@@ -27,7 +28,8 @@ def estimator(model_cfg: DictConfig) -> ClassifierMixin:
         if k not in FRAMEWORK_KEYS
     }
     try:
-        built = instantiate(params, _execution_whitelist_=ESTIMATOR_TARGETS)
+        # _convert_="all": plain lists and dicts, never OmegaConf containers, inside a model
+        built = instantiate(params, _execution_whitelist_=ESTIMATOR_TARGETS, _convert_="all")
         # sklearn checks hyperparameters only at fit time, deep inside a CV worker; check them
         # now so a bad value fails before any data is read, naming the parameter.
         built._validate_params()
@@ -40,6 +42,12 @@ def estimator(model_cfg: DictConfig) -> ClassifierMixin:
 def build(cfg: DictConfig) -> Pipeline:
     """The full pipeline for `cfg.data` and `cfg.model`: features, encoders, estimator."""
     columns = feature_columns(cfg.data)
+    model = estimator(cfg.model)
+    if isinstance(model, BMIRule):  # the baseline reads BMI only: no encoders
+        if not cfg.data.bmi or {"Height", "Weight"} - set(columns):
+            raise ConfigError(f"model=bmi_rule needs Height, Weight and data.bmi=true "
+                              f"(data={cfg.data.name} has not): use data=full")
+        return rule_pipeline(model.thresholds)
     steps: list[tuple[str, Any]] = []
     numeric = [c for c in columns if c in NUMERIC_FEATURES]
     if cfg.data.bmi:
@@ -62,5 +70,5 @@ def build(cfg: DictConfig) -> Pipeline:
         remainder="drop",
         verbose_feature_names_out=False,
     )
-    steps += [("encode", encode), ("model", estimator(cfg.model))]
+    steps += [("encode", encode), ("model", model)]
     return Pipeline(steps)

@@ -8,6 +8,7 @@ import getpass
 import json
 import socket
 from datetime import UTC, datetime
+from typing import Any
 
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
@@ -15,6 +16,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from obesity.errors import RegistryError
+from obesity.registry.evidence import Evidence
 from obesity.stores.locks import registry_lock
 
 LOG_PREFIX = "alias_log."
@@ -28,17 +30,20 @@ def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion |
 
 
 def set_alias(client: MlflowClient, reg: DictConfig, alias: str, version: str | int, why: str,
-              kind: str = "move") -> None:
+              kind: str = "move", evidence: Evidence | None = None) -> None:
     """Point `alias` at `version` and append the move to the model's alias log, under the
-    registry lock (re-entrant: callers that decide first hold it already)."""
+    registry lock (re-entrant: callers that decide first hold it already). `evidence`: the
+    guard's figures behind the move, kept in the log entry."""
     name = reg.model_name
     with registry_lock(reg):
         previous = alias_version(client, name, alias)
         client.set_registered_model_alias(name, alias, str(version))
-        entry = {"alias": alias, "from": previous.version if previous else None,
+        entry: dict[str, Any] = {"alias": alias, "from": previous.version if previous else None,
                  "to": str(version), "kind": kind, "why": why,
                  "who": f"{getpass.getuser()}@{socket.gethostname()}",
                  "when": datetime.now(UTC).isoformat(timespec="seconds")}
+        if evidence is not None:
+            entry["evidence"] = evidence.tags()
         n = len(alias_log(client, name))
         client.set_registered_model_tag(name, f"{LOG_PREFIX}{n:06d}", json.dumps(entry))
 

@@ -9,6 +9,7 @@
     python -m obesity.registry rollback
     python -m obesity.registry history
     python -m obesity.registry register RUN_ID
+    python -m obesity.registry card 4
 
 Which registry: the `registry` config group, e.g. `-o registry=server` or
 `-o paths.outputs=/elsewhere` (any Hydra override of configs/train.yaml).
@@ -47,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("register", help="refit a finished run's config, score it once on the "
                        "test split, register it and promote it (guarded)")
     p.add_argument("run_id")
+    p = sub.add_parser("card", help="a version's model card (markdown)")
+    p.add_argument("version")
     args = parser.parse_args(argv)
     with exit_on_error():  # a bad override, an unknown version, an unreachable server
         cfg = compose(args.override)

@@ -15,7 +15,10 @@ from omegaconf import DictConfig
 
 from obesity.errors import RegistryError
 from obesity.model import files as model_files
+from obesity.model.baseline import baseline_scores
 from obesity.registry import aliases, policy, promote
+from obesity.registry.evidence import compare as compare_predictions
+from obesity.registry.evidence import judge
 from obesity.stores import locks, tracking
 
 
@@ -84,15 +87,36 @@ def compare(cfg: DictConfig, args: argparse.Namespace) -> str:
     names = sorted(k for k in set(ma) | set(mb) if not k.startswith("time_"))
     rows = [{"metric": k, f"v{a.version}": ma.get(k, np.nan), f"v{b.version}": mb.get(k, np.nan),
              "diff": mb.get(k, np.nan) - ma.get(k, np.nan)} for k in names]
-    split = policy.test_split_of(a)
+    split = policy.test_split_of(b)
     pred_a = model_files.load_pipeline(reg.model_name, a.version).predict(split.X_test)
     pred_b = model_files.load_pipeline(reg.model_name, b.version).predict(split.X_test)
     agreement = float(np.mean(np.asarray(pred_a) == np.asarray(pred_b)))
+    found = compare_predictions(split.y_test, pred_b, pred_a, reg.promotion_metric, alpha=reg.alpha,
+                                samples=reg.bootstrap_samples, seed=reg.bootstrap_seed)
+    verdict = judge(found, reg.guard, reg.promotion_margin, reg.tolerance, f"version {a.version}",
+                    str(a.version))
+    baseline = baseline_scores(split.X_test, split.y_test, "test")[reg.promotion_metric]
     same = a.tags.get("data_md5") == b.tags.get("data_md5")
     return (pd.DataFrame(rows).to_string(index=False, float_format=lambda x: f"{x:.4f}")
-            + f"\n\nlabel agreement on version {a.version}'s test split ({len(split.y_test)} rows):"
-            f" {agreement:.4f}" + ("" if same else "\n(note: the two versions were trained on "
-                                   "different data versions)"))
+            + f"\n\non version {b.version}'s test split ({len(split.y_test)} rows):"
+            f"\n  label agreement {agreement:.4f}"
+            f"\n  version {b.version} - version {a.version}: {found.figures()}"
+            f"\n  the guard ({reg.guard}) would say: {'promote' if verdict.promote else 'keep'}"
+            f"\n  BMI rule (no learning) {reg.promotion_metric} {baseline:.4f}: version {a.version} "
+            f"{_margin(ma, reg.promotion_metric, baseline)}, version {b.version} "
+            f"{_margin(mb, reg.promotion_metric, baseline)}"
+            + ("" if same else "\n(note: the two versions were trained on different data versions)"))
+
+
+def _margin(metrics: dict[str, float], metric: str, baseline: float) -> str:
+    return f"{metrics[metric] - baseline:+.4f}" if metric in metrics else "-"
+
+
+def card(cfg: DictConfig, args: argparse.Namespace) -> str:
+    from obesity.registry import card as model_card
+
+    client = _client(cfg)
+    return model_card.read(client, _version(client, cfg.registry.model_name, args.version))
 
 
 def best(cfg: DictConfig, args: argparse.Namespace) -> str:
@@ -169,5 +193,5 @@ def when(ms: int | None) -> str:
 COMMANDS: dict[str, Callable[[DictConfig, argparse.Namespace], str]] = {
     "list": list_models, "versions": versions, "compare": compare, "best": best,
     "promote": promote_version, "alias": move_alias, "rollback": roll_back, "history": history,
-    "register": register_run,
+    "register": register_run, "card": card,
 }

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
@@ -29,6 +30,7 @@ from obesity.data.split import Split
 from obesity.errors import DataError, ModelRefused, RegistryError
 from obesity.model import files as model_files
 from obesity.registry.aliases import alias_version, set_alias
+from obesity.registry.evidence import Evidence, compare, judge
 from obesity.stores import tracking
 from obesity.stores.locks import registry_lock
 
@@ -40,6 +42,8 @@ DECIDED_TAG = "promotion"  # on a version once its aliases were decided (the dec
 class Decision:
     promote: bool
     why: str
+    evidence: Evidence | None = None  # candidate vs the champion, when there was one to compare
+    against: str | None = None  # the champion's version then
 
 
 @dataclass(frozen=True)
@@ -59,13 +63,13 @@ def decide_version(client: MlflowClient, cfg: DictConfig, version: ModelVersion,
     """Give a registered version its ONNX twin, then move challenger and (guarded) champion,
     exactly once: a version with the `promotion` tag was decided already."""
     reg = cfg.registry
+    if model is None:  # a rerun finishing a killed promotion: the twin, the guard and the card need it
+        model = model_files.load_pipeline(reg.model_name, version.version)
+    split = test_split_of(version)
     if reg.onnx_twin and "onnx" not in version.tags:
         # before any alias moves, so a service never sees the version without it
         from obesity.model import onnx_twin
 
-        if model is None:
-            model = model_files.load_pipeline(reg.model_name, version.version)
-        split = test_split_of(version)
         onnx_twin.attach(client, model, version, split.X_test[feature_columns(cfg.data)], reg)
     champion = None
     with registry_lock(reg):  # concurrent promotions decide against the champion one at a time
@@ -76,10 +80,16 @@ def decide_version(client: MlflowClient, cfg: DictConfig, version: ModelVersion,
         challenger = alias_version(client, reg.model_name, reg.challenger_alias)
         if challenger is None or challenger.version != version.version:
             set_alias(client, reg, reg.challenger_alias, version.version, "new candidate")
-        decision = decide(client, reg, version)
+        decision = decide(client, reg, version, candidate_model=model)
+        if decision.evidence is not None:  # the figures stay with the version
+            for key, value in {**decision.evidence.tags(), "guard": reg.guard,
+                               "guard_against": decision.against or ""}.items():
+                client.set_model_version_tag(reg.model_name, version.version, key, value)
         if decision.promote:
-            set_alias(client, reg, reg.champion_alias, version.version, decision.why)
+            set_alias(client, reg, reg.champion_alias, version.version, decision.why,
+                      evidence=decision.evidence)
             champion = str(version.version)
+        _write_card(client, cfg, version, model, split, decision.why)
         client.set_model_version_tag(reg.model_name, version.version, DECIDED_TAG, decision.why)
     status = version.tags.get("validation_status", "?")
     log.info("registered %s version %s (%s, %s=%s): %s", reg.model_name, version.version,
@@ -90,14 +100,30 @@ def decide_version(client: MlflowClient, cfg: DictConfig, version: ModelVersion,
 
 
 
+def _write_card(client: MlflowClient, cfg: DictConfig, version: ModelVersion, model: Any,
+                split: Split, why: str) -> None:
+    """The version's model card; a card that cannot be written is logged, never a failed
+    promotion (the version is tagged `card=failed`)."""
+    from obesity.registry import card
+
+    version = client.get_model_version(version.name, version.version)  # with its guard tags
+    try:
+        card.write(client, cfg, version, model, split, why)
+    except Exception as exc:  # documentation must not block a decided promotion
+        log.warning("no model card for %s version %s: %s: %s", version.name, version.version,
+                    type(exc).__name__, exc)
+        client.set_model_version_tag(version.name, version.version, card.TAG, "failed")
+
+
 def split_id(cfg: DictConfig) -> str:
     """What identifies the test split besides the data md5."""
     return f"seed={cfg.data.split_seed},test_size={cfg.data.test_size},stratify={cfg.data.stratify}"
 
 
-def decide(client: MlflowClient, reg: DictConfig, candidate: ModelVersion,
-           force: bool = False) -> Decision:
-    """May `candidate` become champion? (see module docstring)"""
+def decide(client: MlflowClient, reg: DictConfig, candidate: ModelVersion, force: bool = False,
+           candidate_model: Any = None) -> Decision:
+    """May `candidate` become champion? (see module docstring). `candidate_model`: its fitted
+    pipeline when the caller has it (saves loading it again)."""
     metric, threshold = reg.promotion_metric, reg.promotion_threshold
     status = candidate.tags.get("validation_status")
     score = float(candidate.tags.get(metric, "nan"))
@@ -113,30 +139,25 @@ def decide(client: MlflowClient, reg: DictConfig, candidate: ModelVersion,
         return Decision(True, f"no {reg.champion_alias} yet")
     if champion.version == candidate.version:
         return Decision(False, f"version {candidate.version} is already {reg.champion_alias}")
-    champion_score = score_on_same_split(client, champion, candidate, metric)
+    found = evidence_against(reg, champion, candidate, candidate_model)
     if force:
-        return Decision(True, f"forced over version {champion.version} "
-                              f"({metric} {score:.4f} vs {champion_score:.4f})")
-    if score > champion_score + reg.promotion_margin:
-        return Decision(True, f"{metric} {score:.4f} beats version {champion.version}'s "
-                              f"{champion_score:.4f} by {score - champion_score:.2g} "
-                              f"(> margin {reg.promotion_margin})")
-    return Decision(False, f"{reg.champion_alias} stays version {champion.version}: candidate "
-                           f"{metric} {score:.4f} does not beat {champion_score:.4f} "
-                           f"+ margin {reg.promotion_margin} on the same test split")
+        return Decision(True, f"forced over version {champion.version}: candidate "
+                              f"{found.figures()}", found, str(champion.version))
+    verdict = judge(found, reg.guard, reg.promotion_margin, reg.tolerance, reg.champion_alias,
+                    str(champion.version))
+    return Decision(verdict.promote, verdict.why, found, str(champion.version))
 
 
-def score_on_same_split(client: MlflowClient, champion: ModelVersion, candidate: ModelVersion,
-                        metric: str) -> float:
-    """The champion's `metric` on the candidate's test split (re-scored if the splits differ)."""
-    same = all(champion.tags.get(k) == candidate.tags.get(k) for k in ("data_md5", "split"))
-    if same and metric in champion.tags:
-        return float(champion.tags[metric])
-    from obesity.model import evaluate
-
+def evidence_against(reg: DictConfig, reference: ModelVersion, candidate: ModelVersion,
+                     candidate_model: Any = None) -> Evidence:
+    """Candidate vs `reference` on the candidate's test split (the same rows for both), paired."""
     split = test_split_of(candidate)
-    model = model_files.load_pipeline(champion.name, champion.version)
-    return evaluate.score(model, split.X_test, split.y_test).metrics[metric]
+    if candidate_model is None:
+        candidate_model = model_files.load_pipeline(reg.model_name, candidate.version)
+    reference_model = model_files.load_pipeline(reference.name, reference.version)
+    return compare(split.y_test, candidate_model.predict(split.X_test),
+                   reference_model.predict(split.X_test), reg.promotion_metric, alpha=reg.alpha,
+                   samples=reg.bootstrap_samples, seed=reg.bootstrap_seed)
 
 
 def run_of(version: ModelVersion) -> str:

@@ -70,11 +70,22 @@ def register_and_promote(cfg: DictConfig, result, sweep_run_id: str | None = Non
         **{k: f"{result.metrics[k]:.6f}" for k in (*reg.tagged_metrics, reg.promotion_metric)
            if k in result.metrics},
         **({"sweep_run_id": sweep_run_id} if sweep_run_id else {}),
+        **baseline_tags(cfg, reg.promotion_metric, score),
         **(extra_tags or {}),
     }
     version = mlflow.register_model(result.model_uri, reg.model_name, tags=tags)
     version = client.get_model_version(reg.model_name, version.version)
     return decide_version(client, cfg, version, model=result.model)
+
+
+def baseline_tags(cfg: DictConfig, metric: str, score: float) -> dict[str, str]:
+    """The BMI rule's `metric` on the same test rows, and the margin of `score` over it."""
+    from obesity.data.split import split_of
+    from obesity.model.baseline import baseline_scores
+
+    _, split = split_of(cfg.data)  # every raw column: the rule needs Height and Weight
+    baseline = baseline_scores(split.X_test, split.y_test, prefix="test")[metric]
+    return {f"baseline_{metric}": f"{baseline:.6f}", "margin_over_baseline": f"{score - baseline:.6f}"}
 
 
 def split_overrides(logged: str) -> list[str]:

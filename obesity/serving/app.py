@@ -170,7 +170,19 @@ def model_info(state: State) -> ModelInfo:
         validation_status=tags.get("validation_status", "unknown"),
         data_md5=tags.get("data_md5", "unknown"), metrics=metrics, run_id=model.run_id,
         loaded_at=model.loaded_at, input_schema=msgspec.json.schema(Person),
+        card="/model/card" if model.card else None,
     )
+
+
+@get("/model/card", sync_to_thread=False, media_type="text/markdown; charset=utf-8",
+     responses={404: ResponseSpec(ErrorBody, description="The served version has no model card"),
+                503: ERRORS[503]},
+     summary="The served version's model card (markdown): intended use, data, metrics, limits")
+def model_card(state: State) -> str:
+    model = _current(state)
+    if model.card is None:
+        raise ApiError(404, f"{model.name} version {model.version} has no model card")
+    return model.card
 
 
 def http_error(request: Request, exc: HTTPException) -> Response[ErrorBody]:
@@ -238,7 +250,7 @@ def create_app(cfg: DictConfig) -> Litestar:
                 await poller
 
     return Litestar(
-        route_handlers=[predict, predict_batch, health, ready, model_info],
+        route_handlers=[predict, predict_batch, health, ready, model_info, model_card],
         lifespan=[model_lifespan],
         state=State({"cfg": cfg}),
         request_max_body_size=cfg.body_limit_bytes,

@@ -74,6 +74,7 @@ class ServedModel:
     run_id: str
     tags: dict[str, str]
     predictor: Predictor
+    card: str | None = None  # the version's model card (markdown), GET /model/card
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
 
@@ -92,7 +93,23 @@ def load(version: Any, alias: str, cfg: DictConfig) -> ServedModel:
         if predictor is None:
             predictor = SklearnPredictor(pipeline or model_files.load_file(skops_path))
     return ServedModel(version.name, str(version.version), alias, version.run_id,
-                       dict(version.tags), predictor)
+                       dict(version.tags), predictor, card=_card(version))
+
+
+def _card(version: Any) -> str | None:
+    """The version's model card (markdown); None when it has none or it cannot be read."""
+    from mlflow.tracking import MlflowClient
+
+    from obesity.registry import card
+
+    if version.tags.get(card.TAG, "failed") == "failed":
+        return None
+    try:
+        return card.read(MlflowClient(), version)
+    except Exception as exc:  # the model still serves; /model says it has no card
+        log.warning("%s version %s: its model card cannot be read: %s", version.name,
+                    version.version, first_line(exc))
+        return None
 
 
 def _onnx_predictor(version: Any) -> OnnxPredictor | None:

@@ -79,6 +79,7 @@ class ModelInfo(msgspec.Struct):
     run_id: str
     loaded_at: str
     input_schema: dict[str, Any]
+    card: str | None = None  # where the served version's model card is (GET), if it has one
 
 
 class Health(msgspec.Struct):

@@ -45,10 +45,23 @@ def _summarize_study(client: MlflowClient, config: DictConfig, parent: str, stud
     for key, value in best.params.items():
         client.log_param(parent, f"best.{key}", str(value))
     _log_plots(client, parent, study, len(complete))
-    log.info("study %s: best trial %d, %s=%.4f, params %s", study_name, best.number,
-             config.objective, best.value, best.params)
+    baseline = baseline_objective(config)
+    client.log_metric(parent, f"baseline_{config.objective}", baseline)
+    log.info("study %s: best trial %d, %s=%.4f (%+.4f over the BMI rule's %.4f on the same rows), "
+             "params %s", study_name, best.number, config.objective, best.value,
+             (best.value or 0.0) - baseline, baseline, best.params)
     return best_trial_run(client, client.get_run(parent).info.experiment_id, study_name,
                           best.number)
+
+
+def baseline_objective(config: DictConfig) -> float:
+    """The BMI rule's score on the training split, in the sweep's objective: what a trial's CV
+    score is measured against (the rule learns nothing, so its CV score is its score)."""
+    from obesity.data.split import split_of
+    from obesity.model.baseline import baseline_scores
+
+    _, split = split_of(config.data)
+    return baseline_scores(split.X_train, split.y_train, "cv")[config.objective.removesuffix("_mean")]
 
 
 def best_trial_run(client: MlflowClient, experiment_id: str, study_name: str,

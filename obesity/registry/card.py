@@ -1,0 +1,161 @@
+"""A model card for every registered version (skops.card), kept with the version.
+
+Written at registration, after the guard decided: the card is the artifact `card/README.md` (with
+its confusion-matrix image) of the version's run, and the version's tag `card` names it.
+`python -m obesity.registry card V` prints it; the service links it from `GET /model`.
+Every number in it is read from what the version's run logged (tests/test_card.py checks).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
+
+from obesity.config.compose import reproduce_command
+from obesity.data.contract import CLASSES, FEATURES, Numeric
+from obesity.data.split import Split
+from obesity.registry.evidence import intervals
+from obesity.stores import tracking
+
+log = logging.getLogger(__name__)
+ARTIFACT_DIR = "card"
+ARTIFACT = f"{ARTIFACT_DIR}/README.md"
+TAG = "card"  # version tag: the card's artifact path in the version's run
+OVERALL = ("test_accuracy", "test_f1_macro", "test_qwk", "test_class_distance")
+
+INTENDED_USE = (
+    "Screening and education: an estimate of a person's obesity level (7 ordered classes) from "
+    "eating habits, physical condition and body measures, to start a conversation or teach "
+    "what the data shows. Not a diagnosis and not a basis for treatment: obesity is diagnosed by "
+    "a clinician, and this model only reproduces the labels of one survey-based data set.")
+DATA = (
+    "UCI Machine Learning Repository, *Estimation of obesity levels based on eating habits and "
+    "physical condition* (dataset 544, CC BY 4.0): people aged 14 to 61 from Mexico, Peru and "
+    "Colombia. Its authors generated 77% of the rows synthetically with SMOTE from the survey's "
+    "own rows; a random train/test split therefore puts near-copies of training rows in the test "
+    "split, and every score here is flattered by it.")
+LIMITATIONS = (
+    "The labels were assigned from BMI (Weight / Height²) thresholds, so Height and Weight nearly "
+    "decide them: the BMI rule alone (model=bmi_rule, no learning) is the baseline every score "
+    "must beat. Train with `data=lifestyle` (no Height or Weight) to see what habits alone "
+    "predict. The population is narrow (three countries, ages 14-61, an online survey); the "
+    "model is not validated on anyone else.")
+
+
+def write(client: MlflowClient, cfg: DictConfig, version: ModelVersion, model: Any, split: Split,
+          why: str) -> str:
+    """Build the card of `version` (its fitted `model`, the test `split` it was scored on, the
+    guard's `why`), log it to the version's run and tag the version. Returns the artifact path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import confusion_matrix
+    from skops.card import Card
+
+    from obesity.model import evaluate
+
+    reg = cfg.registry
+    run = client.get_run(version.run_id or "")
+    metrics, params = run.data.metrics, run.data.params
+    predicted = model.predict(split.X_test)
+    kinds = ["accuracy", "f1_macro", *(f"f1_{c}" for c in CLASSES)]
+    bounds = intervals(split.y_test, predicted, kinds, alpha=reg.alpha,
+                       samples=reg.bootstrap_samples, seed=reg.bootstrap_seed)
+    level = f"{100 * (1 - reg.alpha):g}%"
+    tags = version.tags
+
+    card = Card(model, model_diagram=False, template=None)
+    card.add(**{
+        "Model": (f"`{version.name}` version {version.version}: `{tags.get('model', '?')}` on "
+                  f"`{tags.get('data', '?')}` data (run `{version.run_id}`, git "
+                  f"`{tags.get('git_commit', '?')}`). Raw columns in, class name out."),
+        "Intended use": INTENDED_USE,
+        "Data": (f"{DATA}\n\nThis version: data md5 `{tags.get('data_md5', '?')}`, "
+                 f"{params.get('data.rows_raw', '?')} rows, {params.get('data.rows_dedup', '?')} "
+                 f"after dropping exact duplicates; {params.get('data.rows_train', '?')} train, "
+                 f"{params.get('data.rows_test', '?')} test (split `{tags.get('split', '?')}`)."),
+    })
+    card.add_table(**{"Input columns": _columns(params)})
+    card.add_metrics(
+        section="Test metrics",
+        description=(f"On the held-out test split ({len(split.y_test)} rows), scored once at "
+                     f"registration; {level} bootstrap intervals ({reg.bootstrap_samples} samples)."
+                     f" The BMI rule on the same rows: {_baseline(tags, reg.promotion_metric)}."),
+        **{name: f"{metrics[name]:.4f}" for name in OVERALL if name in metrics})
+    card.add_table(**{"Per class (test)": _per_class(metrics, bounds, level)})
+    card.add_table(**{f"Intervals ({level}, test)": pd.DataFrame(
+        [{"metric": f"test_{kind}", "value": f"{metrics[f'test_{kind}']:.4f}",
+          "low": f"{low:.4f}", "high": f"{high:.4f}"}
+         for kind, (low, high) in bounds.items() if kind in ("accuracy", "f1_macro")])})
+    card.add(**{
+        "Promotion": (f"{why}\n\nGuard `{reg.guard}` on `{reg.promotion_metric}`; validation "
+                      f"status `{tags.get('validation_status', '?')}` (threshold "
+                      f"{reg.promotion_threshold})."),
+        "Reproduce": f"```bash\n{reproduce_command(tracking.run_config(version.run_id or ''))}\n```",
+        "ONNX twin": (f"`{tags.get('onnx', 'none')}` (max |p_onnx - p_sklearn| "
+                      f"{tags.get('onnx_max_prob_diff', '-')} on {tags.get('onnx_rows_checked', '-')} "
+                      "test rows)"),
+        "Limitations": LIMITATIONS,
+    })
+    with tempfile.TemporaryDirectory() as tmp:
+        figure = evaluate.confusion_figure(
+            confusion_matrix(split.y_test, predicted, labels=list(CLASSES)),
+            f"{version.name} v{version.version}: test split")
+        image = Path(tmp, "confusion_matrix_test.png")
+        figure.savefig(image, dpi=80)
+        plt.close(figure)
+        card.add_plot(**{"Confusion matrix (test)": image.name})
+        card.save(Path(tmp, "README.md"))
+        client.log_artifacts(version.run_id or "", tmp, ARTIFACT_DIR)
+    client.set_model_version_tag(version.name, version.version, TAG, ARTIFACT)
+    return ARTIFACT
+
+
+def _columns(params: dict[str, str]) -> pd.DataFrame:
+    excluded = set(params.get("data.exclude", "[]").strip("[]").replace("'", "").split(", "))
+    rows = []
+    for column in FEATURES:
+        if column.name in excluded:
+            continue
+        allowed = (f"{column.low:g} to {column.high:g}" if isinstance(column, Numeric)
+                   else ", ".join(column.levels))
+        rows.append({"column": column.name, "values": allowed})
+    return pd.DataFrame(rows)
+
+
+def _per_class(metrics: dict[str, float], bounds: dict[str, tuple[float, float]],
+               level: str) -> pd.DataFrame:
+    return pd.DataFrame([
+        {"class": name,
+         "precision": f"{metrics[f'test_precision_{name}']:.4f}",
+         "recall": f"{metrics[f'test_recall_{name}']:.4f}",
+         "f1": f"{metrics[f'test_f1_{name}']:.4f}",
+         f"f1 {level} interval": "{:.4f} … {:.4f}".format(*bounds[f"f1_{name}"])}
+        for name in CLASSES])
+
+
+def _baseline(tags: dict[str, str], metric: str) -> str:
+    if f"baseline_{metric}" not in tags:
+        return "not measured"
+    return (f"{metric} {float(tags[f'baseline_{metric}']):.4f}; this version's margin over it "
+            f"{float(tags['margin_over_baseline']):+.4f}")
+
+
+def read(client: MlflowClient, version: ModelVersion) -> str:
+    """The card's text (RegistryError when the version has none)."""
+    import mlflow
+
+    from obesity.errors import RegistryError
+
+    if TAG not in version.tags:
+        raise RegistryError(f"{version.name} version {version.version} has no model card "
+                            "(registered before cards existed)")
+    return mlflow.artifacts.load_text(f"runs:/{version.run_id}/{version.tags[TAG]}")
