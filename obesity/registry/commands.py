@@ -141,7 +141,7 @@ def promote_version(cfg: DictConfig, args: argparse.Namespace) -> str:
         if not decision.promote:
             raise RegistryError(f"not promoted: {decision.why}")
         aliases.set_alias(client, reg, reg.champion_alias, candidate.version, decision.why,
-                            kind="promote")
+                          kind="promote", evidence=decision.evidence)
     return f"{reg.champion_alias} -> version {candidate.version}: {decision.why}"
 
 
