@@ -57,3 +57,26 @@ def test_order_aware_scores_tell_a_near_miss_from_a_far_one():
     assert evaluate.ordinal(both, both, "test")["test_qwk"] == pytest.approx(1.0)
     swapped = np.array([CLASSES[6], CLASSES[3], CLASSES[0]] * 4)
     assert evaluate.ordinal(both, swapped, "test")["test_qwk"] < 0
+
+
+def test_bmi_rule_registers_and_serves_like_any_model(tmp_path):
+    from litestar.testing import TestClient
+
+    from obesity.config.compose import compose
+    from obesity.serving.app import create_app
+    from tests.conftest import mlflow_client, register
+
+    promoted = register(tmp_path, ["model=bmi_rule"])
+    assert promoted.champion == "1"
+    tags = mlflow_client(tmp_path).get_model_version("obesity_full", "1").tags
+    assert float(tags["margin_over_baseline"]) == pytest.approx(0.0, abs=1e-9)  # it IS the baseline
+    rows = result_rows()
+    cfg = compose([f"paths.outputs={tmp_path}", "load_wait_s=60"], config_name="serve")
+    with TestClient(app=create_app(cfg)) as client:
+        info = client.get("/model").json()
+        assert info["backend"] == ("onnx" if tags["onnx"] == "verified" else "sklearn")
+        answer = client.post("/predict/batch", json={"rows": rows.to_dict(orient="records")}).json()
+    from obesity.model.baseline import rule_pipeline
+
+    expected = rule_pipeline().fit(rows).predict(rows)
+    assert [a["prediction"] for a in answer["predictions"]] == list(expected)
