@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from optuna.trial import TrialState
 
-from tests.conftest import ROOT, STUDY, SWEEP, load_study, mlflow_client, run_sweep
+from tests.conftest import ROOT, STUDY, SWEEP, compose_train, load_study, mlflow_client, run_sweep
 
 pytestmark = pytest.mark.slow  # real sweeps in subprocesses: ~1.5 min
 
@@ -82,34 +84,56 @@ def test_rerun_resumes_the_same_study_up_to_n_trials(swept):
     assert len(load_study(outputs, STUDY).trials) == 4
 
 
-def test_kill_9_then_rerun_finishes_the_study_and_leaves_nothing_running(tmp_path):
-    args = ["sweep=rf", "hydra.sweeper.n_trials=3", "cv_folds=2", "model.n_estimators=100"]
+def _trial_states(outputs: Path) -> list[str]:
+    """The study's trial states, read straight from its sqlite file (milliseconds: a poll must
+    not be slower than the trial it waits for)."""
+    import sqlite3
+
+    storage = compose_train([], outputs).registry.study_storage.removeprefix("sqlite:///")
+    if not Path(storage).is_file():
+        return []
+    with contextlib.closing(sqlite3.connect(storage, timeout=5)) as db:
+        try:
+            return [state for (state,) in db.execute("SELECT state FROM trials")]
+        except sqlite3.OperationalError:  # the tables do not exist yet
+            return []
+
+
+def _kill_mid_trial(args: list[str], outputs: Path) -> list[str]:
+    """Start the sweep, kill -9 it while one trial is complete and another running; the states
+    left behind (read after the kill)."""
     cmd = [sys.executable, "-m", "obesity.train", "-m", f"paths.root={ROOT}",
-           f"paths.outputs={tmp_path}", *args]
+           f"paths.outputs={outputs}", *args]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.time() + 240
-    states: list[TrialState] = []
     while time.time() < deadline:
-        time.sleep(0.5)
-        try:
-            states = [t.state for t in load_study(tmp_path, STUDY).trials]
-        except Exception:  # the study does not exist yet
-            continue
-        if TrialState.COMPLETE in states and TrialState.RUNNING in states:
+        time.sleep(0.05)
+        states = _trial_states(outputs)
+        if "COMPLETE" in states and "RUNNING" in states:
             break
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert TrialState.COMPLETE in states and TrialState.RUNNING in states, states
-    client = mlflow_client(tmp_path)
+    return _trial_states(outputs)
+
+
+def test_kill_9_then_rerun_finishes_the_study_and_leaves_nothing_running(tmp_path):
+    args = ["sweep=rf", "hydra.sweeper.n_trials=3", "cv_folds=2", "model.n_estimators=150"]
+    for attempt in range(3):  # a trial may finish between the last poll and the kill: again
+        outputs = tmp_path / str(attempt)
+        states = _kill_mid_trial(args, outputs)
+        if "COMPLETE" in states and "RUNNING" in states:
+            break
+    assert "COMPLETE" in states and "RUNNING" in states, states
+    client = mlflow_client(outputs)
     assert runs_of(client, "attributes.status = 'RUNNING'")  # the dead sweep's parent, at least
-    completed_before = [t.number for t in load_study(tmp_path, STUDY).trials
+    completed_before = [t.number for t in load_study(outputs, STUDY).trials
                         if t.state == TrialState.COMPLETE]
 
-    rerun = run_sweep(args, tmp_path)
+    rerun = run_sweep(args, outputs)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "marked FAIL the trials of a dead sweep" in rerun.stderr
-    trials = load_study(tmp_path, STUDY).trials
+    trials = load_study(outputs, STUDY).trials
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     complete = [t.number for t in trials if t.state == TrialState.COMPLETE]
     assert len(complete) == 3 and set(completed_before) <= set(complete)
