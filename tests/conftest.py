@@ -81,3 +81,16 @@ def swept(tmp_path_factory):
     proc = run_sweep(SWEEP, outputs)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return outputs, proc
+
+
+# The longest files first: the two xdist workers take files in this order (--dist loadfile), so a
+# long file started last cannot leave one worker alone at the end.
+LONGEST_FIRST = ("test_sweep", "test_dvc_pipeline", "test_postgres", "test_serve", "test_registry")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        stem = item.path.stem
+        return LONGEST_FIRST.index(stem) if stem in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: tests keep their order inside a file
