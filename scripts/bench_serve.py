@@ -9,7 +9,9 @@ server, is the lightest part. Prints req/s, p50 and p99 latency per scenario and
 Goals (issue 4): single-row req/s >= 100x mlflow, p99 <= 20 ms; 1000-row batches >= 2x.
 Also the batch over ONE connection, next to the same rows through ONNX Runtime in this process
 (the champion's twin, the service's own feeding code): what HTTP, JSON and validation add
-(goal, issue 12: p50 <= 2x in-process).
+(goal, issue 12: p50 <= 2x in-process). And the service with its prediction log and /metrics
+on (the default) next to the same service with both off, single rows (goal, issue 15: >= 90% of
+the throughput, p99 <= 20 ms).
 """
 
 from __future__ import annotations
@@ -130,11 +132,16 @@ def main() -> None:
         promote_default_model(outputs)
     env = {**local_servers.VENV_ENV,
            "MLFLOW_TRACKING_URI": compose([f"paths.outputs={outputs}"]).registry.tracking_uri}
-    ours, theirs = local_servers.free_port(), local_servers.free_port()
+    ours, theirs, quiet = (local_servers.free_port() for _ in range(3))
     servers = {
         "obesity.serve": subprocess.Popen(
             [sys.executable, "-m", "obesity.serve", f"paths.root={ROOT}",
              f"paths.outputs={outputs}", f"port={ours}", "log_level=warning"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True),
+        "obesity.serve, no log or metrics": subprocess.Popen(
+            [sys.executable, "-m", "obesity.serve", f"paths.root={ROOT}",
+             f"paths.outputs={outputs}", f"port={quiet}", "log_level=warning",
+             "registry.prediction_log=null", "monitor.metrics=false"],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True),
         "mlflow models serve": subprocess.Popen(
             [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/obesity_full@champion",
@@ -143,6 +150,7 @@ def main() -> None:
     }
     try:
         wait_ready(f"http://127.0.0.1:{ours}/ready", servers["obesity.serve"])
+        wait_ready(f"http://127.0.0.1:{quiet}/ready", servers["obesity.serve, no log or metrics"])
         wait_ready(f"http://127.0.0.1:{theirs}/ping", servers["mlflow models serve"])
         one, many = test_rows(1)[0], test_rows(args.batch)
         scenarios = {
@@ -166,6 +174,12 @@ def main() -> None:
             a, b = results["obesity.serve"], results["mlflow models serve"]
             print(f"{name:<18}{'ratio':<22}{'':>16}{a['rps'] / b['rps']:>9.1f}x"
                   f"{b['p50'] / a['p50']:>8.1f}x{b['p99'] / a['p99']:>8.1f}x")
+        single = json.dumps(one).encode()
+        on = load(ours, request_bytes(ours, "/predict", single), args.seconds, args.concurrency)
+        off = load(quiet, request_bytes(quiet, "/predict", single), args.seconds, args.concurrency)
+        print(f"\nsingle row, prediction log and /metrics on: {on['rps']:.1f} req/s, p99 "
+              f"{on['p99']:.2f} ms; both off: {off['rps']:.1f} req/s, p99 {off['p99']:.2f} ms; "
+              f"on / off = {on['rps'] / off['rps']:.1%} of the throughput")
         alone = load(ours, scenarios[f"{args.batch}-row batch"][0], args.seconds, 1)
         onnx_ms = in_process_onnx_ms(outputs, many)
         print(f"\n{args.batch}-row batch, one connection: obesity.serve p50 {alone['p50']:.1f} ms, "

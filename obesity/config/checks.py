@@ -108,6 +108,13 @@ def serve_problems(cfg: DictConfig) -> list[str]:
     for key in ("limit_concurrency", "batch_limit", "body_limit_bytes"):
         if cfg[key] < 1:
             problems.append(f"{key}={cfg[key]}: must be 1 or more")
+    monitor = cfg.monitor
+    if not monitor.flush_interval_s > 0:
+        problems.append(f"monitor.flush_interval_s={monitor.flush_interval_s}: must be positive")
+    if monitor.buffer_rows < 1:
+        problems.append(f"monitor.buffer_rows={monitor.buffer_rows}: must be 1 or more")
+    if monitor.retention_days is not None and not monitor.retention_days > 0:
+        problems.append(f"monitor.retention_days={monitor.retention_days}: must be positive (or null)")
     return problems + registry_problems(cfg.registry)
 
 

@@ -142,6 +142,8 @@ class RegistryConfig:
     onnx_opset: int = 17  # the twin's ONNX opset (onnxruntime here runs up to 23)
     onnx_tolerance: float = 1e-5  # largest |p_onnx - p_sklearn| on the test split of a verified twin
     study_storage: Optional[str] = None  # Optuna storage URL of sweeps (never MLflow's file)
+    # Where the service records every answered prediction (its own database; None: not at all)
+    prediction_log: Optional[str] = None
 
 
 @dataclass
@@ -185,6 +187,17 @@ EXECUTION_WHITELIST: list[str] = [
 
 
 @dataclass
+class MonitorConfig:
+    """What the service records of its traffic (obesity/serving/prediction_log.py)."""
+
+    log_inputs: bool = True  # the 16 input values too (health data: false keeps answers only)
+    flush_interval_s: float = 1.0  # what kill -9 can lose at most; a clean shutdown loses nothing
+    buffer_rows: int = 100_000  # rows waiting to be written; beyond, rows are dropped and counted
+    retention_days: Optional[float] = None  # rows older than this are deleted at start-up
+    metrics: bool = True  # GET /metrics (Prometheus): requests, latency, predictions by class
+
+
+@dataclass
 class ServeConfig:
     """configs/serve.yaml: what `python -m obesity.serve` serves and how."""
 
@@ -207,6 +220,7 @@ class ServeConfig:
     limit_concurrency: int = 1000  # connections + requests in flight; beyond: 503 at once
     log_level: str = "info"
     access_log: bool = False  # one log line per request costs a fifth of a fast request
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
 
 
 def register() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from http import HTTPStatus
 from typing import Any, NoReturn
@@ -25,11 +26,15 @@ from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugi
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, ServiceUnavailableException
 from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from omegaconf import DictConfig
 
 from obesity.config import checks as config_checks
+from obesity.serving import metrics
 from obesity.serving.holder import ModelHolder
+from obesity.serving.prediction_log import PredictionLog
 from obesity.serving.predictors import ServedModel
+from obesity.serving.request_id import RequestIdMiddleware, request_id
 from obesity.serving.schema import (
     Batch,
     BatchPrediction,
@@ -120,26 +125,36 @@ ERRORS = {
 }
 
 
-def _predictions(model: ServedModel, rows: list[Any]) -> list[RowPrediction]:
+def _predictions(model: ServedModel, rows: list[Any], request: Request) -> list[RowPrediction]:
+    """Predict `rows`, count the answers for /metrics and hand them to the prediction log."""
+    tick = time.perf_counter()
     labels, probabilities = model.predictor.predict(rows)
     classes = model.predictor.classes
-    return [RowPrediction(label, dict(zip(classes, map(float, p), strict=True)))
-            for label, p in zip(labels, probabilities, strict=True)]
+    answers = [RowPrediction(label, dict(zip(classes, map(float, p), strict=True)))
+               for label, p in zip(labels, probabilities, strict=True)]
+    latency_ms = (time.perf_counter() - tick) * 1000
+    for label in labels:
+        metrics.PREDICTIONS.labels(model.name, model.version, str(label)).inc()
+    prediction_log = request.app.state.get("prediction_log")
+    if prediction_log is not None:
+        prediction_log.record(request_id(request), model, rows, answers, latency_ms)
+    return answers
 
 
 @post("/predict", status_code=200, sync_to_thread=True, before_request=_checked_body(Person),
       responses=ERRORS, summary="Predict the obesity level of one person")
-def predict(data: Person, state: State) -> Prediction:  # type: ignore[valid-type]
+def predict(data: Person, state: State, request: Request) -> Prediction:  # type: ignore[valid-type]
     model = _current(state)
-    row = _predictions(model, [data])[0]
+    row = _predictions(model, [data], request)[0]
     return Prediction(row.prediction, row.probabilities, ModelRef(model.name, model.version))
 
 
 @post("/predict/batch", status_code=200, sync_to_thread=True, before_request=_checked_body(Batch),
       responses=ERRORS, summary="Predict many persons at once, in order")
-def predict_batch(data: Batch, state: State) -> BatchPrediction:
+def predict_batch(data: Batch, state: State, request: Request) -> BatchPrediction:
     model = _current(state)
-    return BatchPrediction(_predictions(model, data.rows), ModelRef(model.name, model.version))
+    return BatchPrediction(_predictions(model, data.rows, request),
+                           ModelRef(model.name, model.version))
 
 
 @get("/health", sync_to_thread=False, summary="The process is alive")
@@ -226,6 +241,19 @@ class StrictStructSchemaPlugin(StructSchemaPlugin):
         return schema
 
 
+def _prediction_log(cfg: DictConfig) -> PredictionLog | None:
+    url = cfg.registry.prediction_log
+    if not url:
+        log.warning("no prediction log: registry.prediction_log is not set (registry=server: "
+                    "PREDICTION_LOG_URL)")
+        return None
+    m = cfg.monitor
+    prediction_log = PredictionLog(str(url), m.flush_interval_s, m.buffer_rows, m.log_inputs,
+                                   m.retention_days)
+    prediction_log.start()
+    return prediction_log
+
+
 def create_app(cfg: DictConfig) -> Litestar:
     """The service for `cfg` (configs/serve.yaml): model name/alias, limits, reload interval.
     ConfigError, listing every bad value, before anything listens."""
@@ -238,6 +266,7 @@ def create_app(cfg: DictConfig) -> Litestar:
         while the model loads in a worker thread, /ready says 503 until it is in place; a store
         that cannot be read, or a slow load, never keeps the service from answering."""
         holder = app.state.holder = ModelHolder(cfg)
+        prediction_log = app.state.prediction_log = _prediction_log(cfg)
         first = asyncio.ensure_future(anyio.to_thread.run_sync(holder.refresh))
         if cfg.load_wait_s > 0:
             await asyncio.wait({first}, timeout=cfg.load_wait_s)
@@ -248,9 +277,19 @@ def create_app(cfg: DictConfig) -> Litestar:
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
+            if prediction_log is not None:  # a clean shutdown writes every answered row
+                await anyio.to_thread.run_sync(prediction_log.stop)
 
+    handlers: list[Any] = [predict, predict_batch, health, ready, model_info, model_card]
+    middleware: list[Any] = [RequestIdMiddleware]
+    if cfg.monitor.metrics:
+        prometheus = PrometheusConfig(app_name="obesity", prefix="obesity_http", group_path=True,
+                                      exclude=["/metrics"])
+        handlers.append(PrometheusController)
+        middleware.append(prometheus.middleware)
     return Litestar(
-        route_handlers=[predict, predict_batch, health, ready, model_info, model_card],
+        route_handlers=handlers,
+        middleware=middleware,
         lifespan=[model_lifespan],
         state=State({"cfg": cfg}),
         request_max_body_size=cfg.body_limit_bytes,

@@ -8,6 +8,7 @@ finish on the model they started with, and no request ever sees a half-loaded mo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from obesity.errors import ModelRefused, RegistryError
+from obesity.serving import metrics
 from obesity.serving.predictors import ServedModel, first_line, load
 from obesity.stores import locations
 
@@ -78,6 +80,10 @@ class ModelHolder:
                 return False
             old, self.current = self.current, new  # the swap: one reference assignment
             self._clear()
+            if old is not None:
+                with contextlib.suppress(KeyError):
+                    metrics.SERVED.remove(old.name, old.alias, old.version, old.predictor.backend)
+            metrics.SERVED.labels(new.name, new.alias, new.version, new.predictor.backend).set(1)
             log.info("serving %s version %s (%s@%s) via %s%s", new.name, new.version, new.name,
                      new.alias, new.predictor.backend,
                      f", was version {old.version}" if old else "")
