@@ -241,6 +241,12 @@ class StrictStructSchemaPlugin(StructSchemaPlugin):
         return schema
 
 
+class MetricsController(PrometheusController):
+    """GET /metrics in Prometheus' text format: for scrapers, not part of the API document."""
+
+    include_in_schema = False
+
+
 def _prediction_log(cfg: DictConfig) -> PredictionLog | None:
     url = cfg.registry.prediction_log
     if not url:
@@ -285,7 +291,7 @@ def create_app(cfg: DictConfig) -> Litestar:
     if cfg.monitor.metrics:
         prometheus = PrometheusConfig(app_name="obesity", prefix="obesity_http", group_path=True,
                                       exclude=["/metrics"])
-        handlers.append(PrometheusController)
+        handlers.append(MetricsController)
         middleware.append(prometheus.middleware)
     return Litestar(
         route_handlers=handlers,
