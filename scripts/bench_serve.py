@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -125,6 +126,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--outputs", type=Path, help="a store that already has a champion")
+    parser.add_argument("--rounds", type=int, default=4, help="on/off rounds (log and metrics)")
     args = parser.parse_args()
 
     outputs = args.outputs or Path(tempfile.mkdtemp(prefix="bench_serve_"))
@@ -174,12 +176,18 @@ def main() -> None:
             a, b = results["obesity.serve"], results["mlflow models serve"]
             print(f"{name:<18}{'ratio':<22}{'':>16}{a['rps'] / b['rps']:>9.1f}x"
                   f"{b['p50'] / a['p50']:>8.1f}x{b['p99'] / a['p99']:>8.1f}x")
+        # on vs off alternate, several rounds: on 2 shared cores one 8 s load varies by ~15%
         single = json.dumps(one).encode()
-        on = load(ours, request_bytes(ours, "/predict", single), args.seconds, args.concurrency)
-        off = load(quiet, request_bytes(quiet, "/predict", single), args.seconds, args.concurrency)
-        print(f"\nsingle row, prediction log and /metrics on: {on['rps']:.1f} req/s, p99 "
-              f"{on['p99']:.2f} ms; both off: {off['rps']:.1f} req/s, p99 {off['p99']:.2f} ms; "
-              f"on / off = {on['rps'] / off['rps']:.1%} of the throughput")
+        runs: dict[int, list[dict]] = {ours: [], quiet: []}
+        for round_ in range(args.rounds):
+            for port in ((ours, quiet) if round_ % 2 == 0 else (quiet, ours)):
+                runs[port].append(load(port, request_bytes(port, "/predict", single), args.seconds,
+                                       args.concurrency))
+        on, off = ({key: statistics.median(r[key] for r in runs[port]) for key in ("rps", "p99")}
+                   for port in (ours, quiet))
+        print(f"\nsingle row, median of {args.rounds} alternating rounds: prediction log and /metrics "
+              f"on {on['rps']:.1f} req/s, p99 {on['p99']:.2f} ms; both off {off['rps']:.1f} req/s, "
+              f"p99 {off['p99']:.2f} ms; on / off = {on['rps'] / off['rps']:.1%} of the throughput")
         alone = load(ours, scenarios[f"{args.batch}-row batch"][0], args.seconds, 1)
         onnx_ms = in_process_onnx_ms(outputs, many)
         print(f"\n{args.batch}-row batch, one connection: obesity.serve p50 {alone['p50']:.1f} ms, "

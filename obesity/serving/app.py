@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from http import HTTPStatus
 from typing import Any, NoReturn
@@ -133,8 +134,8 @@ def _predictions(model: ServedModel, rows: list[Any], request: Request) -> list[
     answers = [RowPrediction(label, dict(zip(classes, map(float, p), strict=True)))
                for label, p in zip(labels, probabilities, strict=True)]
     latency_ms = (time.perf_counter() - tick) * 1000
-    for label in labels:
-        metrics.PREDICTIONS.labels(model.name, model.version, str(label)).inc()
+    for label, n in Counter(map(str, labels)).items():  # one update per class, not per row
+        metrics.PREDICTIONS.labels(model.name, model.version, label).inc(n)
     prediction_log = request.app.state.get("prediction_log")
     if prediction_log is not None:
         prediction_log.record(request_id(request), model, rows, answers, latency_ms)

@@ -48,41 +48,39 @@ def table(metadata: Any) -> Any:
 
 
 class PredictionLog:
-    """The buffer and its writer thread; `record` is all a request does."""
+    """The buffer and its writer thread. A request only appends one tuple (`record`); the rows
+    are spelled out and written by the thread, with the database driver's own executemany."""
 
     def __init__(self, url: str, flush_interval_s: float, buffer_rows: int, log_inputs: bool,
                  retention_days: float | None) -> None:
         self.url, self.flush_interval_s, self.buffer_rows = url, flush_interval_s, buffer_rows
         self.log_inputs, self.retention_days = log_inputs, retention_days
-        self.dropped = 0  # rows that found the buffer full (the /metrics counter reads it)
+        self.dropped = 0  # rows that found the buffer full
         self.written = 0
-        self._buffer: deque[dict[str, Any]] = deque()
+        self._buffer: deque[tuple[Any, ...]] = deque()  # one entry per request
+        self._rows = 0  # rows in the buffer
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._engine: Any = None
         self._table: Any = None
+        self._insert = ""
         self._problem: str | None = None  # the last write error, logged once
 
     def record(self, request_id: str, model: Any, rows: Sequence[Any], predictions: Sequence[Any],
                latency_ms: float) -> int:
         """Queue one answered request's rows; returns how many were dropped (buffer full)."""
-        at = datetime.now(UTC)
-        entries = []
-        for row, answer in zip(rows, predictions, strict=True):
-            entry: dict[str, Any] = {
-                "at": at, "request_id": request_id, "model_name": model.name,
-                "model_version": model.version, "backend": model.predictor.backend,
-                "prediction": answer.prediction, "latency_ms": latency_ms,
-                **{f"p_{name}": answer.probabilities[name] for name in CLASSES}}
-            if self.log_inputs:
-                entry |= {c.name: getattr(row, c.name) for c in FEATURES}
-            entries.append(entry)
+        entry = (datetime.now(UTC), request_id, model.name, model.version, model.predictor.backend,
+                 rows, predictions, latency_ms)
         with self._lock:
-            room = max(0, self.buffer_rows - len(self._buffer))
-            self._buffer.extend(entries[:room])
-            lost = len(entries) - room if len(entries) > room else 0
-            self.dropped += lost
+            room = self.buffer_rows - self._rows
+            lost = max(0, len(rows) - room)
+            if lost:
+                self.dropped += lost
+                entry = (*entry[:5], rows[:room], predictions[:room], latency_ms)
+            if len(entry[5]):
+                self._buffer.append(entry)
+                self._rows += len(entry[5])
         if lost:
             metrics.LOG_DROPPED.inc(lost)
         return lost
@@ -106,39 +104,57 @@ class PredictionLog:
             self.flush()
 
     def flush(self) -> int:
-        """Write the buffer in one transaction; on failure the rows go back to its front."""
+        """Write the buffer in one transaction; on failure the requests go back to its front
+        (as many as it has room for)."""
         with self._lock:
-            batch = list(self._buffer)
-            self._buffer.clear()
+            batch, self._buffer, count, self._rows = self._buffer, deque(), self._rows, 0
         if not batch:
             return 0
         try:
             self._write(batch)
         except Exception as exc:  # gone, locked, full: retried at the next flush
-            with self._lock:
-                room = max(0, self.buffer_rows - len(self._buffer))
-                kept = batch[-room:] if room else []
-                self._buffer.extendleft(reversed(kept))
-                self.dropped += len(batch) - len(kept)
-            metrics.LOG_DROPPED.inc(len(batch) - len(kept))
+            kept = self._put_back(batch)
+            metrics.LOG_DROPPED.inc(count - kept)
             problem = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
             if problem != self._problem:
                 self._problem = problem
                 log.error("prediction log %s: cannot write (%s); %d row(s) kept for the next try",
-                          _redacted(self.url), problem, len(kept))
+                          _redacted(self.url), problem, kept)
             return 0
         if self._problem is not None:
             log.info("prediction log %s: writing again", _redacted(self.url))
             self._problem = None
-        self.written += len(batch)
-        metrics.LOG_WRITTEN.inc(len(batch))
-        return len(batch)
+        self.written += count
+        metrics.LOG_WRITTEN.inc(count)
+        return count
 
-    def _write(self, batch: list[dict[str, Any]]) -> None:
+    def _put_back(self, batch: deque[tuple[Any, ...]]) -> int:
+        with self._lock:
+            kept = 0
+            for entry in reversed(batch):
+                if self._rows + len(entry[5]) > self.buffer_rows:
+                    self.dropped += len(entry[5])
+                    continue
+                self._buffer.appendleft(entry)
+                self._rows += len(entry[5])
+                kept += len(entry[5])
+        return kept
+
+    def _write(self, batch: deque[tuple[Any, ...]]) -> None:
         if self._engine is None:
             self._connect()
+        text_time = self._engine.dialect.name == "sqlite"  # SQLAlchemy's own sqlite format
+        no_inputs = (None,) * len(FEATURES)
+        rows = []
+        for at, request_id, name, version, backend, inputs, answers, latency_ms in batch:
+            when = at.strftime("%Y-%m-%d %H:%M:%S.%f") if text_time else at
+            for row, answer in zip(inputs, answers, strict=True):
+                values = (tuple(getattr(row, c.name) for c in FEATURES) if self.log_inputs
+                          else no_inputs)
+                rows.append((when, request_id, name, version, backend, *values, answer.prediction,
+                             *(answer.probabilities[c] for c in CLASSES), latency_ms))
         with self._engine.begin() as connection:
-            connection.execute(self._table.insert(), batch)
+            connection.exec_driver_sql(self._insert, rows)
 
     def _connect(self) -> None:
         from sqlalchemy import MetaData, create_engine
@@ -153,6 +169,11 @@ class PredictionLog:
         metadata = MetaData()
         self._table = table(metadata)
         metadata.create_all(engine, checkfirst=True)
+        columns = [c.name for c in self._table.columns if c.name != "id"]
+        quote = engine.dialect.identifier_preparer.quote
+        marker = {"qmark": "?", "format": "%s", "pyformat": "%s"}[engine.dialect.paramstyle]
+        self._insert = (f"INSERT INTO {TABLE} ({', '.join(quote(c) for c in columns)}) "
+                        f"VALUES ({', '.join(marker for _ in columns)})")
         self._engine = engine
 
     def _prune(self) -> None:
