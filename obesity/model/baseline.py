@@ -15,9 +15,11 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.pipeline import Pipeline
 
+from obesity.config.schemas import BMIRuleConfig
 from obesity.data.contract import CLASSES
 
-WHO_THRESHOLDS = (18.5, 25.0, 27.0, 30.0, 35.0, 40.0)  # kg/m², between the 7 ordered classes
+# kg/m², between the 7 ordered classes: written once, as model=bmi_rule's default
+WHO_THRESHOLDS: tuple[float, ...] = tuple(BMIRuleConfig().thresholds)
 
 
 class BMIRule(ClassifierMixin, BaseEstimator):
