@@ -60,6 +60,11 @@ def test_sweep_logs_one_tree_and_registers_a_champion(swept):
     assert tags["data_md5"] == "aff636fcccdf0a24ed7186e48bad2548"
     assert tags["study"] == STUDY and tags["sweep_run_id"] == parent.info.run_id
     assert tags["refit_of_trial"] == str(best) and tags["git_commit"]
+    # the card was written inside the running Hydra app (its command is composed there)
+    assert tags["card"] == "card/README.md", tags.get("card")
+    card = client.download_artifacts(version.run_id, "card/README.md", str(outputs))
+    assert "python -m obesity.train data=full model=rf" in Path(card).read_text()
+    assert "baseline_cv_f1_macro_mean" in parent.data.metrics
     refit = client.get_run(version.run_id)
     assert refit.data.tags["mlflow.parentRunId"] == parent.info.run_id
     # the refit is the best trial's exact config: same CV score, now with a test score

@@ -42,15 +42,25 @@ def compose(overrides: Sequence[str] = (), config_name: str = "train") -> DictCo
     """configs/<config_name>.yaml composed with command-line `overrides`, from any directory."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     overrides = list(overrides)
+    # Inside a running Hydra app (a sweep's end composes a model card's command) Hydra's global
+    # state is taken: set it aside for this compose and give it back after.
+    running = GlobalHydra.instance()
+    outer = running.hydra if running.is_initialized() else None
+    running.clear()
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR)):
             return hydra_compose(config_name, overrides=[*root_override(overrides), *overrides])
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(_message(exc)) from None
+    finally:
+        if outer is not None:
+            GlobalHydra.instance().clear()
+            GlobalHydra.instance().initialize(outer)
 
 
 def compose_saved(path: Path) -> DictConfig:
