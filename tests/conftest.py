@@ -26,6 +26,12 @@ def compose_train(overrides: list[str], outputs: Path | None = None):
     return compose([*extra, *overrides])
 
 
+def compose_serve(outputs: Path, *overrides: str):
+    """The service's config; start-up waits for the first model (a user's default listens at
+    once and loads in the background), so that a test sees the loaded model right away."""
+    return compose([f"paths.outputs={outputs}", "load_wait_s=60", *overrides], config_name="serve")
+
+
 def register(outputs: Path, overrides: list[str]):
     """Train `overrides` (2 folds) into the stores under `outputs`, register it, move aliases."""
     from obesity.registry import promote

@@ -19,7 +19,7 @@ from obesity.data.contract import FEATURE_NAMES
 from obesity.data.split import split_of
 from obesity.serving.app import create_app
 from obesity.stores import local_servers
-from tests.conftest import ROOT, register
+from tests.conftest import ROOT, compose_serve, register
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +35,6 @@ def rows(tmp_path_factory):
     return json.loads(split.X_test.head(40).to_json(orient="records"))
 
 
-def serve_cfg(outputs, *overrides: str):
-    return compose([f"paths.outputs={outputs}", "load_wait_s=60", *overrides], config_name="serve")
-
-
 def logged(url: str) -> list[dict]:
     path = url.removeprefix("sqlite:///")
     with sqlite3.connect(path) as db:
@@ -48,7 +44,7 @@ def logged(url: str) -> list[dict]:
 
 def test_every_answered_row_is_logged_exactly_once_with_its_request_id(registry, rows, tmp_path):
     url = f"sqlite:///{tmp_path}/log.db"
-    cfg = serve_cfg(registry, f"registry.prediction_log={url}", "monitor.flush_interval_s=0.2")
+    cfg = compose_serve(registry, f"registry.prediction_log={url}", "monitor.flush_interval_s=0.2")
     ids = []
     with TestClient(app=create_app(cfg)) as client:
         single = client.post("/predict", json=rows[0], headers={"X-Request-ID": "mine-1"})
@@ -83,7 +79,7 @@ def test_every_answered_row_is_logged_exactly_once_with_its_request_id(registry,
 
 def test_inputs_can_be_left_out_of_the_log(registry, rows, tmp_path):
     url = f"sqlite:///{tmp_path}/log.db"
-    cfg = serve_cfg(registry, f"registry.prediction_log={url}", "monitor.log_inputs=false")
+    cfg = compose_serve(registry, f"registry.prediction_log={url}", "monitor.log_inputs=false")
     with TestClient(app=create_app(cfg)) as client:
         assert client.post("/predict", json=rows[0]).status_code == 200
     [row] = logged(url)
@@ -92,7 +88,7 @@ def test_inputs_can_be_left_out_of_the_log(registry, rows, tmp_path):
 
 def test_a_full_buffer_drops_and_counts_and_never_blocks(registry, rows, tmp_path):
     url = f"sqlite:///{tmp_path}/log.db"
-    cfg = serve_cfg(registry, f"registry.prediction_log={url}", "monitor.buffer_rows=5",
+    cfg = compose_serve(registry, f"registry.prediction_log={url}", "monitor.buffer_rows=5",
                     "monitor.flush_interval_s=3600")
     with TestClient(app=create_app(cfg)) as client:
         before = _metric(client.get("/metrics").text, "obesity_prediction_log_dropped_rows_total")
@@ -105,7 +101,7 @@ def test_a_full_buffer_drops_and_counts_and_never_blocks(registry, rows, tmp_pat
 
 def test_a_log_database_that_cannot_be_written_fails_no_request(registry, rows, tmp_path, capfd):
     (tmp_path / "log.db").mkdir()  # a folder where the file should be
-    cfg = serve_cfg(registry, f"registry.prediction_log=sqlite:///{tmp_path}/log.db",
+    cfg = compose_serve(registry, f"registry.prediction_log=sqlite:///{tmp_path}/log.db",
                     "monitor.flush_interval_s=0.05")
     app = create_app(cfg)
     with TestClient(app=app) as client:
@@ -117,7 +113,7 @@ def test_a_log_database_that_cannot_be_written_fails_no_request(registry, rows, 
 
 
 def test_metrics_count_requests_and_predictions_by_class_and_version(registry, rows):
-    with TestClient(app=create_app(serve_cfg(registry))) as client:
+    with TestClient(app=create_app(compose_serve(registry))) as client:
         before = client.get("/metrics").text
         answers = [client.post("/predict", json=row).json()["prediction"] for row in rows[:12]]
         client.post("/predict", json={"Gender": "Robot"})

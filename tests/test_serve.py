@@ -22,22 +22,14 @@ from litestar.testing import TestClient
 from schemathesis import GenerationMode
 from schemathesis.config import SchemathesisConfig
 
-import obesity
 from obesity.data.load import file_md5
 from obesity.data.split import split_of
 from obesity.registry import aliases
 from obesity.serving.app import create_app
 from obesity.stores import local_servers
-from tests.conftest import RAW_CSV, ROOT, mlflow_client, register
+from tests.conftest import RAW_CSV, ROOT, compose_serve, mlflow_client, register
 
 MODEL = "obesity_full"
-
-
-def compose_serve(outputs, *overrides: str):
-    """The service's config; start-up waits for the first model (a user's default listens at
-    once and loads in the background), so that a test sees the loaded model right away."""
-    return obesity.compose([f"paths.outputs={outputs}", "load_wait_s=60", *overrides],
-                           config_name="serve")
 
 
 @pytest.fixture(scope="module")

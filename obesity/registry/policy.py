@@ -80,7 +80,7 @@ def decide_version(client: MlflowClient, cfg: DictConfig, version: ModelVersion,
         challenger = alias_version(client, reg.model_name, reg.challenger_alias)
         if challenger is None or challenger.version != version.version:
             set_alias(client, reg, reg.challenger_alias, version.version, "new candidate")
-        decision = decide(client, reg, version, candidate_model=model)
+        decision = decide(client, reg, version, candidate_model=model, split=split)
         if decision.evidence is not None:  # the figures stay with the version
             for key, value in {**decision.evidence.tags(), "guard": reg.guard,
                                "guard_against": decision.against or ""}.items():
@@ -96,8 +96,6 @@ def decide_version(client: MlflowClient, cfg: DictConfig, version: ModelVersion,
              status, reg.promotion_metric, version.tags.get(reg.promotion_metric, "?"),
              f"now {reg.champion_alias}: {decision.why}" if decision.promote else decision.why)
     return Promotion(str(version.version), status, champion, decision.why)
-
-
 
 
 def _write_card(client: MlflowClient, cfg: DictConfig, version: ModelVersion, model: Any,
@@ -121,9 +119,9 @@ def split_id(cfg: DictConfig) -> str:
 
 
 def decide(client: MlflowClient, reg: DictConfig, candidate: ModelVersion, force: bool = False,
-           candidate_model: Any = None) -> Decision:
-    """May `candidate` become champion? (see module docstring). `candidate_model`: its fitted
-    pipeline when the caller has it (saves loading it again)."""
+           candidate_model: Any = None, split: Split | None = None) -> Decision:
+    """May `candidate` become champion? (see module docstring). `candidate_model` and `split`
+    (its fitted pipeline, its test split) when the caller has them already."""
     metric, threshold = reg.promotion_metric, reg.promotion_threshold
     status = candidate.tags.get("validation_status")
     score = float(candidate.tags.get(metric, "nan"))
@@ -139,7 +137,7 @@ def decide(client: MlflowClient, reg: DictConfig, candidate: ModelVersion, force
         return Decision(True, f"no {reg.champion_alias} yet")
     if champion.version == candidate.version:
         return Decision(False, f"version {candidate.version} is already {reg.champion_alias}")
-    found = evidence_against(reg, champion, candidate, candidate_model)
+    found = evidence_against(reg, champion, candidate, candidate_model, split)
     if force:
         return Decision(True, f"forced over version {champion.version}: candidate "
                               f"{found.figures()}", found, str(champion.version))
@@ -149,9 +147,9 @@ def decide(client: MlflowClient, reg: DictConfig, candidate: ModelVersion, force
 
 
 def evidence_against(reg: DictConfig, reference: ModelVersion, candidate: ModelVersion,
-                     candidate_model: Any = None) -> Evidence:
+                     candidate_model: Any = None, split: Split | None = None) -> Evidence:
     """Candidate vs `reference` on the candidate's test split (the same rows for both), paired."""
-    split = test_split_of(candidate)
+    split = split if split is not None else test_split_of(candidate)
     if candidate_model is None:
         candidate_model = model_files.load_pipeline(reg.model_name, candidate.version)
     reference_model = model_files.load_pipeline(reference.name, reference.version)

@@ -21,6 +21,7 @@ from typing import Any
 
 from obesity.data.contract import CLASSES, FEATURES, Numeric
 from obesity.serving import metrics
+from obesity.stores import locations
 
 log = logging.getLogger(__name__)
 TABLE = "predictions"
@@ -119,10 +120,10 @@ class PredictionLog:
             if problem != self._problem:
                 self._problem = problem
                 log.error("prediction log %s: cannot write (%s); %d row(s) kept for the next try",
-                          _redacted(self.url), problem, kept)
+                          locations.redact(self.url), problem, kept)
             return 0
         if self._problem is not None:
-            log.info("prediction log %s: writing again", _redacted(self.url))
+            log.info("prediction log %s: writing again", locations.redact(self.url))
             self._problem = None
         self.written += count
         metrics.LOG_WRITTEN.inc(count)
@@ -160,7 +161,6 @@ class PredictionLog:
         from sqlalchemy import MetaData, create_engine
 
         import obesity.stores.sqlite_tuning  # noqa: F401  (WAL for the embedded file)
-        from obesity.stores import locations
 
         path = locations.sqlite_path(self.url)
         if path is not None:
@@ -189,9 +189,3 @@ class PredictionLog:
                 gone = connection.execute(self._table.delete().where(self._table.c.at < cutoff))
             log.info("prediction log: pruned %d row(s) older than %g days", gone.rowcount,
                      self.retention_days)
-
-
-def _redacted(url: str) -> str:
-    from obesity.stores import locations
-
-    return locations.redact(url)
