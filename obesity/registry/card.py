@@ -19,6 +19,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from obesity.config.compose import reproduce_command
+from obesity.config.schemas import feature_columns
 from obesity.data.contract import CLASSES, FEATURES, Numeric
 from obesity.data.split import Split
 from obesity.registry.evidence import intervals
@@ -83,7 +84,8 @@ def write(client: MlflowClient, cfg: DictConfig, version: ModelVersion, model: A
                  f"after dropping exact duplicates; {params.get('data.rows_train', '?')} train, "
                  f"{params.get('data.rows_test', '?')} test (split `{tags.get('split', '?')}`)."),
     })
-    card.add_table(**{"Input columns": _columns(params)})
+    saved = tracking.run_config(version.run_id or "")  # the run's resolved config
+    card.add_table(**{"Input columns": _columns(feature_columns(saved.data))})
     card.add_metrics(
         section="Test metrics",
         description=(f"On the held-out test split ({len(split.y_test)} rows), scored once at "
@@ -99,7 +101,7 @@ def write(client: MlflowClient, cfg: DictConfig, version: ModelVersion, model: A
         "Promotion": (f"{why}\n\nGuard `{reg.guard}` on `{reg.promotion_metric}`; validation "
                       f"status `{tags.get('validation_status', '?')}` (threshold "
                       f"{reg.promotion_threshold})."),
-        "Reproduce": f"```bash\n{reproduce_command(tracking.run_config(version.run_id or ''))}\n```",
+        "Reproduce": f"```bash\n{reproduce_command(saved)}\n```",
         "ONNX twin": (f"`{tags.get('onnx', 'none')}` (max |p_onnx - p_sklearn| "
                       f"{tags.get('onnx_max_prob_diff', '-')} on {tags.get('onnx_rows_checked', '-')} "
                       "test rows)"),
@@ -119,12 +121,10 @@ def write(client: MlflowClient, cfg: DictConfig, version: ModelVersion, model: A
     return ARTIFACT
 
 
-def _columns(params: dict[str, str]) -> pd.DataFrame:
-    excluded = set(params.get("data.exclude", "[]").strip("[]").replace("'", "").split(", "))
+def _columns(names: list[str]) -> pd.DataFrame:
+    """The model's input columns with the values the contract accepts."""
     rows = []
-    for column in FEATURES:
-        if column.name in excluded:
-            continue
+    for column in (c for c in FEATURES if c.name in names):
         allowed = (f"{column.low:g} to {column.high:g}" if isinstance(column, Numeric)
                    else ", ".join(column.levels))
         rows.append({"column": column.name, "values": allowed})
