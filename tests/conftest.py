@@ -91,7 +91,8 @@ def swept(tmp_path_factory):
 
 # The longest files first: the two xdist workers take files in this order (--dist loadfile), so a
 # long file started last cannot leave one worker alone at the end.
-LONGEST_FIRST = ("test_sweep", "test_dvc_pipeline", "test_postgres", "test_serve", "test_registry")
+LONGEST_FIRST = ("test_sweep", "test_dvc_pipeline", "test_postgres", "test_serve", "test_monitor",
+                 "test_registry")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -178,13 +178,14 @@ def _schema_default(schema: type, key: str):
 
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("[dmr]*/*.yaml")), ids=lambda p: p.stem)
 def test_option_files_hold_only_what_differs_from_their_schema(path):
-    """configs/{data,model,registry}/*.yaml pick a schema and say what is theirs; the defaults
+    """configs/{data,model,monitor,registry}/*.yaml pick a schema and say what is theirs; the defaults
     are written once, in obesity/config/schemas.py."""
     from obesity.config import schemas
 
     loaded = yaml.safe_load(path.read_text())
     group = path.parent.name
-    schema = {"data": schemas.DataConfig, "registry": schemas.RegistryConfig}.get(group) \
+    schema = {"data": schemas.DataConfig, "registry": schemas.RegistryConfig,
+              "monitor": schemas.MonitorConfig}.get(group) \
         or schemas.MODEL_SCHEMAS[path.stem]
     repeated = [key for key, value in loaded.items()
                 if key != "defaults" and value == _schema_default(schema, key)]

@@ -34,12 +34,14 @@ COMMANDS = documented_commands()
 
 def test_the_pages_show_the_main_commands():
     shown = {" ".join(argv[:3]) for _, argv in COMMANDS}
-    assert {"python -m obesity.train", "python -m obesity.serve", "python -m obesity.registry"} <= shown
+    assert {"python -m obesity.train", "python -m obesity.serve", "python -m obesity.registry",
+            "python -m obesity.monitor"} <= shown
     assert len(COMMANDS) > 30
 
 
 @pytest.mark.parametrize("page,argv", COMMANDS, ids=lambda v: " ".join(v) if isinstance(v, list) else v)
 def test_a_documented_command_composes_and_exists(page, argv):
+    from obesity.config.checks import check
     from obesity.config.compose import compose
     from obesity.registry.commands import COMMANDS as REGISTRY_COMMANDS
 
@@ -53,11 +55,11 @@ def test_a_documented_command_composes_and_exists(page, argv):
             args = args[2:]
         assert args and args[0] in REGISTRY_COMMANDS, argv
         return
-    if module in ("obesity.train", "obesity.serve"):
-        # the first value of a multirun list; --cfg/--help take no override
-        overrides = [a.split(",")[0] if "=" in a and "(" not in a else a for a in args
-                     if a not in ("-m", "--help", "--cfg", "job", "hydra")]
-        compose(overrides, "train" if module == "obesity.train" else "serve")
+    if module in ("obesity.train", "obesity.serve", "obesity.monitor"):
+        # the first value of a multirun list (train); --cfg/--help take no override
+        overrides = [a.split(",")[0] if module == "obesity.train" and "=" in a and "(" not in a
+                     else a for a in args if a not in ("-m", "--help", "--cfg", "job", "hydra")]
+        check(compose(overrides, module.removeprefix("obesity.")))
         return
     assert module.startswith(("obesity.", "pytest", "mlflow")), argv
     if module.startswith("obesity."):

@@ -108,19 +108,68 @@ def serve_problems(cfg: DictConfig) -> list[str]:
     for key in ("limit_concurrency", "batch_limit", "body_limit_bytes"):
         if cfg[key] < 1:
             problems.append(f"{key}={cfg[key]}: must be 1 or more")
-    monitor = cfg.monitor
+    problems += recording_problems(cfg.monitor)
+    return problems + registry_problems(cfg.registry)
+
+
+def recording_problems(monitor: DictConfig) -> list[str]:
+    """The service's side of `monitor`: its prediction log."""
+    problems: list[str] = []
     if not monitor.flush_interval_s > 0:
         problems.append(f"monitor.flush_interval_s={monitor.flush_interval_s}: must be positive")
     if monitor.buffer_rows < 1:
         problems.append(f"monitor.buffer_rows={monitor.buffer_rows}: must be 1 or more")
     if monitor.retention_days is not None and not monitor.retention_days > 0:
         problems.append(f"monitor.retention_days={monitor.retention_days}: must be positive (or null)")
-    return problems + registry_problems(cfg.registry)
+    return problems
+
+
+ON_DRIFT = ("report", "retrain")  # monitor.on_drift
+
+
+def monitor_problems(cfg: DictConfig) -> list[str]:
+    """The drift report's side of `monitor` (python -m obesity.monitor)."""
+    from evidently.legacy.calculations.stattests.registry import get_registered_stattest
+    from evidently.legacy.core import ColumnType
+
+    m = cfg.monitor
+    problems: list[str] = []
+    if m.min_rows < 1:
+        problems.append(f"monitor.min_rows={m.min_rows}: must be 1 or more")
+    if m.window < m.min_rows:
+        problems.append(f"monitor.window={m.window}: must be at least monitor.min_rows={m.min_rows}")
+    if m.since_hours is not None and not m.since_hours > 0:
+        problems.append(f"monitor.since_hours={m.since_hours}: must be positive (or null)")
+    for key, kind, words in (("num_method", ColumnType.Numerical, "numeric"),
+                             ("cat_method", ColumnType.Categorical, "categorical")):
+        try:
+            test = get_registered_stattest(m[key], kind)
+        except Exception:  # Evidently: StatTest not found (or a type error)
+            test = None
+        if test is None or kind not in test.allowed_feature_types:
+            problems.append(f"monitor.{key}={m[key]}: not an Evidently drift test for {words} "
+                            "columns (e.g. wasserstein, ks, psi, jensenshannon, chisquare)")
+    for key in ("num_threshold", "cat_threshold", "prediction_threshold"):
+        if not m[key] > 0:
+            problems.append(f"monitor.{key}={m[key]}: must be positive")
+    if not 0 < m.drift_share <= 1:
+        problems.append(f"monitor.drift_share={m.drift_share}: must be in (0, 1]")
+    if m.on_drift not in ON_DRIFT:
+        problems.append(f"monitor.on_drift={m.on_drift}: one of {', '.join(ON_DRIFT)}")
+    if cfg.version is not None and not str(cfg.version).isdigit():
+        problems.append(f"version={cfg.version}: a registered version number (or null: the alias)")
+    _outputs(problems, cfg.paths.outputs)
+    return problems
 
 
 def check(cfg: DictConfig) -> None:
-    """ConfigError listing every problem of a train or serve config."""
-    problems = train_problems(cfg) if "model" in cfg else serve_problems(cfg)
+    """ConfigError listing every problem of a train, serve or monitor config."""
+    if "model" in cfg:
+        problems = train_problems(cfg)
+    elif "host" in cfg:
+        problems = serve_problems(cfg)
+    else:
+        problems = monitor_problems(cfg)
     if problems:
         raise ConfigError("; ".join(problems))
 

@@ -188,13 +188,33 @@ EXECUTION_WHITELIST: list[str] = [
 
 @dataclass
 class MonitorConfig:
-    """What the service records of its traffic (obesity/serving/prediction_log.py)."""
+    """configs/monitor/: what the service records of its traffic (obesity/serving/
+    prediction_log.py) and how `python -m obesity.monitor` judges it (obesity/monitoring/)."""
 
+    # The service
     log_inputs: bool = True  # the 16 input values too (health data: false keeps answers only)
     flush_interval_s: float = 1.0  # what kill -9 can lose at most; a clean shutdown loses nothing
     buffer_rows: int = 100_000  # rows waiting to be written; beyond, rows are dropped and counted
     retention_days: Optional[float] = None  # rows older than this are deleted at start-up
     metrics: bool = True  # GET /metrics (Prometheus): requests, latency, predictions by class
+    # The drift report: the window of logged rows (with inputs) it compares with the reference
+    window: int = 1000  # the last N rows
+    since_hours: Optional[float] = None  # and only rows of the last H hours
+    min_rows: int = 200  # fewer rows in the window: "insufficient data", no verdict (exit 4)
+    # Evidently's per-column drift tests (any of its stattest names) and thresholds. Distances,
+    # not p-values: with ~1700 reference rows a p-value test flags differences too small to
+    # matter and any rare category; the thresholds keep false alarms on 300-row windows of
+    # undrifted data well under 5% (scripts/bench_drift.py measures it).
+    num_method: str = "wasserstein"  # normed Wasserstein distance (numeric columns)
+    num_threshold: float = 0.3
+    cat_method: str = "jensenshannon"  # Jensen-Shannon distance (categorical columns)
+    cat_threshold: float = 0.15
+    prediction_threshold: float = 0.15  # Jensen-Shannon distance of the predicted classes
+    # Dataset drift: the share of input columns drifted reaches this (0.05: any one of 16)
+    drift_share: float = 0.05
+    on_drift: str = "report"  # report | retrain (run `python -m obesity.train -m <retrain>`)
+    retrain: list[str] = field(default_factory=list)  # its overrides, e.g. [sweep=hgb]
+    experiment: str = "${registry.experiment}-monitoring"  # the MLflow experiment of reports
 
 
 @dataclass
@@ -223,11 +243,26 @@ class ServeConfig:
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
 
 
+@dataclass
+class MonitorJobConfig:
+    """configs/monitor.yaml: which version `python -m obesity.monitor` checks, on what traffic."""
+
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    data: Any = MISSING  # which data config's model
+    registry: Any = MISSING  # the stores: MLflow (model, reports) and the prediction log
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    model_name: str = II("registry.model_name")
+    alias: str = II("registry.champion_alias")
+    version: Optional[str] = None  # a version number instead of the alias
+
+
 def register() -> None:
     """Put the schemas in Hydra's ConfigStore (idempotent)."""
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="serve_schema", node=ServeConfig)
+    cs.store(name="monitor_schema", node=MonitorJobConfig)
+    cs.store(group="schema/monitor", name="monitor", node=MonitorConfig)
     cs.store(group="schema/data", name="data", node=DataConfig)
     cs.store(group="schema/registry", name="registry", node=RegistryConfig)
     for name, schema in MODEL_SCHEMAS.items():

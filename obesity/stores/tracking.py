@@ -92,10 +92,10 @@ def config_params(cfg: DictConfig) -> dict[str, str]:
     """The resolved config (without Hydra's own node) as flat MLflow params."""
     container = plain(cfg)
     container.pop("hydra", None)
-    return {name: _param_value(value) for name, value in flatten(container)}
+    return {name: param_value(value) for name, value in flatten(container)}
 
 
-def _param_value(value: Any) -> str:
+def param_value(value: Any) -> str:
     text = "null" if value is None else str(value)
     return text if len(text) <= _MAX_PARAM_CHARS else text[: _MAX_PARAM_CHARS - 3] + "..."
 

@@ -1,0 +1,35 @@
+"""`python -m obesity.monitor`: is the served traffic still like the training data?
+
+Exit code: 0 no drift, 3 drift, 4 insufficient data (errors: 1, with one line). The report and
+summary land in the run dir (outputs/monitoring/<date>/<time>/) and in MLflow (configs/monitor.yaml).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from obesity.config.compose import CONFIG_DIR
+from obesity.config.schemas import EXECUTION_WHITELIST  # (and registers the schemas)
+from obesity.errors import exit_on_error
+
+
+@hydra.main(config_path=str(CONFIG_DIR), config_name="monitor", execution_whitelist=EXECUTION_WHITELIST)
+def main(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    from obesity.monitoring import job
+
+    with exit_on_error():
+        check = job.run(cfg, Path(HydraConfig.get().runtime.output_dir))
+    report = check.out_dir / "report.html"
+    print(f"{check.status}: {check.out_dir / 'summary.json'}"
+          + (f" {report}" if report.is_file() else ""))
+    sys.exit(check.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""One drift check: the window of logged traffic against the served version's training split.
+
+Writes `report.html` (Evidently) and `summary.json` into `out_dir`, logs both as a run of the
+experiment `monitor.experiment` (tags name the model version), tags the version (`drift_status`,
+`drift_share`, `drift_checked_at`, `drift_run_id`) and, on drift with `monitor.on_drift=retrain`,
+starts the retrain and names its run in the summary.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from obesity.config.schemas import feature_columns, plain
+from obesity.errors import RegistryError
+
+log = logging.getLogger(__name__)
+# The exit code of `python -m obesity.monitor` for each outcome (errors exit 1)
+EXIT_CODES = {"no_drift": 0, "drift": 3, "insufficient_data": 4}
+
+
+@dataclass
+class Check:
+    status: str  # no_drift | drift | insufficient_data
+    summary: dict[str, Any]
+    out_dir: Path
+    run_id: str
+    retrain: dict[str, Any] | None = field(default=None)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.status]
+
+
+def run(cfg: DictConfig, out_dir: Path) -> Check:
+    """Check `cfg.model_name` at `cfg.alias` (or `cfg.version`) against its logged traffic."""
+    from mlflow.tracking import MlflowClient
+
+    from obesity.config.checks import check
+    from obesity.monitoring.window import read_window
+    from obesity.stores import tracking
+
+    check(cfg)
+    reg, m = cfg.registry, cfg.monitor
+    tracking.use_stores(reg)
+    client = MlflowClient()
+    with tracking.store_errors(reg):
+        version = _version(client, cfg)
+        trained = tracking.run_config(version.run_id)
+    inputs = feature_columns(trained.data)
+    window = read_window(reg.prediction_log, cfg.model_name, m.window, m.since_hours, inputs)
+    summary: dict[str, Any] = {
+        "model_name": cfg.model_name, "model_version": str(version.version),
+        "alias": None if cfg.version is not None else cfg.alias,
+        "checked_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "prediction_log": window.source, "rows": len(window), "rows_without_inputs": window.without_inputs,
+        "window": m.window, "since_hours": m.since_hours, "min_rows": m.min_rows,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    drift = None
+    if len(window) < m.min_rows:
+        status = "insufficient_data"
+        summary["why"] = (f"{len(window)} logged row(s) with inputs for {cfg.model_name} in the "
+                          f"window, monitor.min_rows={m.min_rows}"
+                          + (f" ({window.without_inputs} more logged without inputs: "
+                             "monitor.log_inputs=false)" if window.without_inputs else ""))
+    else:
+        drift = _drift(version, window.frame, inputs, m)
+        status = "drift" if drift.drifted else "no_drift"
+        summary |= drift.summary()
+        drift.save_html(out_dir / "report.html")
+    summary["status"] = status
+    with tracking.store_errors(reg):
+        run_id = _record(client, cfg, version, summary, out_dir)
+    result = Check(status, summary, out_dir, run_id)
+    log.info("%s version %s: %s (%s)", cfg.model_name, version.version, status, _say(summary))
+    if status == "drift" and m.on_drift == "retrain":
+        from obesity.monitoring import retrain
+
+        result.retrain = summary["retrain"] = retrain.start(cfg, version, run_id, out_dir)
+        _write(summary, out_dir)
+        with tracking.store_errors(reg):
+            client.log_artifact(run_id, str(out_dir / "summary.json"))
+            client.set_tag(run_id, "retrain_run_id", result.retrain.get("sweep_run_id") or "")
+    return result
+
+
+def _version(client: Any, cfg: DictConfig) -> Any:
+    from obesity.registry.aliases import alias_version
+
+    if cfg.version is not None:
+        return client.get_model_version(cfg.model_name, str(cfg.version))
+    version = alias_version(client, cfg.model_name, cfg.alias)
+    if version is None:
+        raise RegistryError(f"{cfg.model_name} has no version at alias {cfg.alias!r}: nothing is "
+                            "served to check (train one: python -m obesity.train)")
+    return version
+
+
+def _drift(version: Any, current: Any, inputs: list[str], m: DictConfig) -> Any:
+    """The reference (the version's training split and its predictions on it) against the
+    window (and the version's predictions on it: the rows may have been answered by others)."""
+    from obesity.model import files as model_files
+    from obesity.monitoring.drift import PREDICTION, detect
+    from obesity.registry.policy import test_split_of
+
+    # the same load and split code as training; DataError naming the file when it is not the
+    # data the version was trained on (md5)
+    split = test_split_of(version)
+    model = model_files.load_pipeline(version.name, version.version)
+    reference = split.X_train[inputs].assign(**{PREDICTION: model.predict(split.X_train)})
+    window = current[inputs].assign(**{PREDICTION: model.predict(current[inputs])})
+    return detect(reference, window, inputs, m)
+
+
+def _record(client: Any, cfg: DictConfig, version: Any, summary: dict[str, Any], out_dir: Path) -> str:
+    """The check as an MLflow run of `monitor.experiment`, linked to the version both ways."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    from obesity.stores import tracking
+
+    registry = OmegaConf.merge(cfg.registry, {"experiment": cfg.monitor.experiment})
+    assert isinstance(registry, DictConfig)  # a merge onto a DictConfig is one
+    experiment_id = tracking.setup(registry)
+    status = summary["status"]
+    tags = {"model_name": cfg.model_name, "model_version": str(version.version),
+            "model_run_id": version.run_id or "", "drift_status": status,
+            "drifted_columns": ",".join(summary.get("drifted_columns", []))}
+    run = client.create_run(experiment_id, run_name=f"drift {cfg.model_name} v{version.version}",
+                            tags=tags)
+    run_id = run.info.run_id
+    summary["run_id"] = run_id
+    _write(summary, out_dir)
+    now = int(datetime.now(UTC).timestamp() * 1000)
+    metrics = {"rows": summary["rows"], "rows_without_inputs": summary["rows_without_inputs"]}
+    if status != "insufficient_data":
+        metrics |= {"drift_share": summary["drift_share"],
+                    "prediction_drift_score": summary["prediction"]["score"],
+                    **{f"drift_score_{c['column']}": c["score"] for c in summary["columns"]}}
+    params = {f"monitor.{k}": v for k, v in plain(cfg.monitor).items()
+              if k not in ("log_inputs", "flush_interval_s", "buffer_rows", "retention_days", "metrics")}
+    client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+                     params=[Param(k, tracking.param_value(v)) for k, v in params.items()],
+                     tags=[RunTag("alias", str(summary["alias"]))])
+    for name in ("report.html", "summary.json"):
+        if (out_dir / name).is_file():
+            client.log_artifact(run_id, str(out_dir / name))
+    client.set_terminated(run_id, "FINISHED")
+    version_tags = {"drift_status": status, "drift_checked_at": summary["checked_at"],
+                    "drift_run_id": run_id}
+    if status != "insufficient_data":
+        version_tags["drift_share"] = f"{summary['drift_share']:.4f}"
+    for key, value in version_tags.items():
+        client.set_model_version_tag(cfg.model_name, str(version.version), key, value)
+    return run_id
+
+
+def _write(summary: dict[str, Any], out_dir: Path) -> None:
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def _say(summary: dict[str, Any]) -> str:
+    if summary["status"] == "insufficient_data":
+        return summary["why"]
+    columns = summary["drifted_columns"]
+    said = (f"{len(columns)} of {len(summary['columns'])} input column(s) drifted"
+            + (f": {', '.join(columns)}" if columns else ""))
+    if summary["prediction_drift"]:
+        said += f"; the predicted classes drifted ({summary['prediction']['score']:.3f})"
+    return f"{said}; {summary['rows']} rows"

@@ -1,0 +1,274 @@
+"""The drift report (`python -m obesity.monitor`): its window of the prediction log, Evidently's
+verdicts on real data and known shifts, the exit codes, MLflow, and a retrain on drift."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from litestar.testing import TestClient
+
+from obesity.config.checks import check
+from obesity.config.compose import compose
+from obesity.data.contract import CLASSES, FEATURE_NAMES
+from obesity.data.split import split_of
+from obesity.errors import ConfigError, DataError
+from obesity.monitoring import job, retrain
+from obesity.monitoring.drift import detect
+from obesity.monitoring.shifts import SHIFTS, windows
+from obesity.monitoring.window import read_window
+from obesity.serving.app import create_app
+from obesity.stores import local_servers
+from tests.conftest import RAW_CSV, ROOT, compose_serve, mlflow_client, register
+
+
+def compose_monitor(outputs: Path, *overrides: str):
+    return compose([f"paths.outputs={outputs}", *overrides], config_name="monitor")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A champion (rf, 60 trees) in a tmp store: version 1."""
+    outputs = tmp_path_factory.mktemp("monitored")
+    register(outputs, ["model=rf", "model.n_estimators=60"])
+    return outputs
+
+
+@pytest.fixture(scope="module")
+def split():
+    return split_of(compose([]).data)[1]
+
+
+def serve_rows(outputs: Path, frame: pd.DataFrame, *overrides: str) -> None:
+    """Answer `frame` through the real service (in process), which logs every row."""
+    rows = json.loads(frame.to_json(orient="records"))
+    with TestClient(app=create_app(compose_serve(outputs, *overrides))) as client:
+        for start in range(0, len(rows), 500):
+            answer = client.post("/predict/batch", json={"rows": rows[start:start + 500]})
+            assert answer.status_code == 200, answer.text
+
+
+# -- Evidently's verdicts on the real data: a few windows here, 200 in scripts/bench_drift.py --
+
+@pytest.fixture(scope="module")
+def reference(split):
+    """The training split with the labels standing in for a model's (near perfect) predictions."""
+    return split.X_train.assign(prediction=split.y_train.values)
+
+
+def with_predictions(window: pd.DataFrame, split) -> pd.DataFrame:
+    # a window's 'predictions': classes drawn like the test labels (no model needed to judge inputs)
+    rng = np.random.default_rng(len(window))
+    return window.assign(prediction=rng.choice(split.y_test.to_numpy(), len(window)))
+
+
+def test_undrifted_windows_are_not_flagged(reference, split):
+    monitor = compose([], config_name="monitor").monitor
+    for window in windows(split.X_test, 3, 300, seed=11):
+        drift = detect(reference, with_predictions(window, split), list(FEATURE_NAMES), monitor)
+        assert not drift.drifted, drift.summary()
+        assert len(drift.columns) == 16 and drift.drift_share == 0
+
+
+@pytest.mark.parametrize("shift", SHIFTS, ids=str)
+def test_a_known_shift_is_flagged_and_its_column_named(reference, split, shift):
+    monitor = compose([], config_name="monitor").monitor
+    moved, change = SHIFTS[shift]
+    rng = np.random.default_rng(0)
+    for window in windows(split.X_test, 2, 300, seed=12):
+        drift = detect(reference, with_predictions(change(window, rng), split), list(FEATURE_NAMES),
+                       monitor)
+        assert drift.dataset_drift and drift.drifted_columns == [moved], drift.summary()
+        named = next(c for c in drift.columns if c.column == moved)
+        assert named.score >= named.threshold and named.test  # Evidently's own test name
+
+
+def test_shifted_values_stay_inside_the_contract(split):
+    from obesity.data.load import validate
+
+    rng = np.random.default_rng(0)
+    for _, change in SHIFTS.values():
+        shifted = change(split.X_test, rng)
+        validate(shifted.assign(NObeyesdad=CLASSES[0]).astype(str))  # the service accepts each row
+
+
+# -- the window ----------------------------------------------------------------------------
+
+def write_log(url: str, rows: list[dict]) -> None:
+    from sqlalchemy import MetaData, create_engine
+
+    from obesity.serving.prediction_log import table
+
+    engine = create_engine(url)
+    metadata = MetaData()
+    log = table(metadata)
+    metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(log.insert(), rows)
+    engine.dispose()
+
+
+def logged_row(split, i: int, model_name: str, at: datetime, inputs: bool = True) -> dict:
+    features = split.X_test.iloc[i].to_dict() if inputs else dict.fromkeys(FEATURE_NAMES)
+    return {"at": at, "request_id": f"r{i}", "model_name": model_name, "model_version": "1",
+            "backend": "onnx", **features, "prediction": CLASSES[i % 7],
+            **{f"p_{c}": 1 / 7 for c in CLASSES}, "latency_ms": 1.0}
+
+
+def test_the_window_is_the_last_rows_of_the_model_in_the_time_span(split, tmp_path):
+    url = f"sqlite:///{tmp_path}/log.db"
+    now = datetime.now(UTC)
+    rows = [logged_row(split, i, "obesity_full", now - timedelta(hours=30 - i)) for i in range(30)]
+    rows += [logged_row(split, 30 + i, "obesity_lifestyle", now) for i in range(5)]
+    rows += [logged_row(split, 35 + i, "obesity_full", now, inputs=False) for i in range(4)]
+    write_log(url, rows)
+    inputs = list(FEATURE_NAMES)
+    window = read_window(url, "obesity_full", 10, None, inputs)
+    assert len(window) == 10 and window.without_inputs == 4
+    # the newest ten, oldest first, values as logged
+    pd.testing.assert_frame_equal(window.frame[inputs],
+                                  split.X_test.iloc[20:30][inputs].reset_index(drop=True),
+                                  check_dtype=False)
+    assert list(window.frame.prediction) == [CLASSES[i % 7] for i in range(20, 30)]
+    assert len(read_window(url, "obesity_full", 100, 5.5, inputs)) == 5  # hours 5..1 ago
+    assert len(read_window(url, "obesity_lifestyle", 100, None, inputs)) == 5
+
+
+def test_a_log_that_does_not_exist_is_an_empty_window_and_is_not_created(tmp_path):
+    url = f"sqlite:///{tmp_path}/never.db"
+    assert len(read_window(url, "obesity_full", 10, None, list(FEATURE_NAMES))) == 0
+    assert not (tmp_path / "never.db").exists()
+    with pytest.raises(ConfigError, match=r"registry\.prediction_log is not set"):
+        read_window(None, "obesity_full", 10, None, list(FEATURE_NAMES))
+
+
+# -- the check: verdict, exit code, MLflow, version tags ------------------------------------
+
+def test_undrifted_traffic_is_no_drift_and_recorded_in_mlflow(served, split, tmp_path):
+    serve_rows(served, split.X_test)  # 418 real rows through the service
+    result = job.run(compose_monitor(served), tmp_path / "check")
+    assert result.status == "no_drift" and result.exit_code == 0, result.summary
+    summary = json.loads((tmp_path / "check" / "summary.json").read_text())
+    assert summary["rows"] == 418 and summary["model_version"] == "1"
+    assert {c["column"] for c in summary["columns"]} == set(FEATURE_NAMES)
+    assert all({"test", "score", "threshold", "drifted"} <= set(c) for c in summary["columns"])
+    client = mlflow_client(served)
+    run = client.get_run(result.run_id)
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.name == "obesity-monitoring" and run.info.status == "FINISHED"
+    assert run.data.tags["model_version"] == "1" and run.data.tags["drift_status"] == "no_drift"
+    assert run.data.metrics["rows"] == 418 and "drift_score_Age" in run.data.metrics
+    assert {a.path for a in client.list_artifacts(result.run_id)} == {"report.html", "summary.json"}
+    tags = client.get_model_version("obesity_full", "1").tags
+    assert tags["drift_status"] == "no_drift" and tags["drift_run_id"] == result.run_id
+    assert float(tags["drift_share"]) == 0 and tags["drift_checked_at"] == summary["checked_at"]
+
+
+def test_a_check_on_data_that_is_not_the_versions_names_the_file(tmp_path):
+    copy = tmp_path / "data.csv"
+    shutil.copy(RAW_CSV, copy)
+    register(tmp_path, ["model=lr", f"data.path={copy}"])
+    serve_rows(tmp_path, pd.read_csv(copy).drop(columns="NObeyesdad").head(250))
+    copy.write_text(copy.read_text().replace("Female", "Male", 1))
+    with pytest.raises(DataError, match=re.escape(f"{copy} is not the data obesity_full version 1")):
+        job.run(compose_monitor(tmp_path, "monitor.min_rows=200"), tmp_path / "check")
+
+
+def test_monitor_settings_are_checked_naming_the_key(tmp_path):
+    bad = compose_monitor(tmp_path, "monitor.num_method=nope", "monitor.cat_method=wasserstein",
+                          "monitor.window=10", "monitor.on_drift=panic", "version=latest",
+                          "monitor.drift_share=0")
+    with pytest.raises(ConfigError) as error:
+        check(bad)
+    for key in ("monitor.num_method=nope", "monitor.cat_method=wasserstein", "monitor.window=10",
+                "monitor.on_drift=panic", "version=latest", "monitor.drift_share=0"):
+        assert key in str(error.value)
+
+
+def run_monitor(outputs: Path, *overrides: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "obesity.monitor", f"paths.root={ROOT}", f"paths.outputs={outputs}",
+           *overrides]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_too_few_rows_exit_4_and_errors_exit_1(served, tmp_path):
+    few = run_monitor(served, "monitor.min_rows=5000", "monitor.window=5000")
+    assert few.returncode == 4, few.stderr[-2000:]
+    summary = json.loads(Path(few.stdout.split()[-1]).read_text())
+    assert summary["status"] == "insufficient_data" and "monitor.min_rows=5000" in summary["why"]
+    none = run_monitor(tmp_path)  # a store without a champion
+    assert none.returncode == 1
+    assert none.stderr.strip().splitlines()[-1] == (
+        "error: obesity_full has no version at alias 'champion': nothing is served to check "
+        "(train one: python -m obesity.train)")
+
+
+# -- retrain on drift ------------------------------------------------------------------------
+
+def test_the_retrain_command_sweeps_the_served_family_in_a_fresh_study(tmp_path):
+    cfg = compose_monitor(tmp_path, "monitor=retrain")
+    version = SimpleNamespace(name="obesity_full", version="3", tags={"model": "hgb"})
+    cmd = retrain.command(cfg, version, "0123456789abcdef", tmp_path / "sweep")
+    assert cmd[1:4] == ["-m", "obesity.train", "-m"]
+    assert "sweep=hgb" in cmd and f"hydra.sweep.dir={tmp_path / 'sweep'}" in cmd
+    assert "hydra.sweeper.study_name=retrain-obesity_full-v3-01234567" in cmd
+    assert f"paths.outputs={tmp_path}" in cmd and "registry=local" in cmd
+    given = compose_monitor(tmp_path, "monitor=retrain", "monitor.retrain=['model=lr','data.path=x.csv']")
+    cmd = retrain.command(given, version, "0123456789abcdef", tmp_path / "sweep")
+    assert "model=lr" in cmd and "data.path=x.csv" in cmd
+    assert not any(a.startswith("hydra.sweeper.study_name") for a in cmd)  # not a sweep
+    with pytest.raises(ConfigError, match="model=bmi_rule, which has no sweep config"):
+        retrain.command(cfg, SimpleNamespace(name="obesity_full", version="1",
+                                             tags={"model": "bmi_rule"}), "0" * 32, tmp_path)
+
+
+@pytest.mark.slow
+def test_shifted_traffic_over_http_is_drift_and_starts_a_guarded_retrain(split, tmp_path):
+    """The loop: a real `python -m obesity.serve`, a shifted stream over HTTP, the monitor finds
+    the drift, starts a sweep, the sweep registers a version and the guard decides."""
+    register(tmp_path, ["model=rf", "model.n_estimators=60"])
+    port = local_servers.free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "obesity.serve", f"paths.root={ROOT}", f"paths.outputs={tmp_path}",
+         f"port={port}", "load_wait_s=60", "monitor.flush_interval_s=0.2"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        local_servers.wait_for(lambda: httpx.get(f"{base}/ready").status_code == 200,
+                               "obesity.serve", server, timeout=90)
+        _, older = SHIFTS["Age+15"]
+        stream = older(windows(split.X_test, 1, 300, seed=5)[0], np.random.default_rng(0))
+        with httpx.Client(base_url=base, timeout=10) as http:
+            for row in json.loads(stream.to_json(orient="records")):
+                assert http.post("/predict", json=row).status_code == 200
+    finally:
+        server.terminate()  # a clean shutdown flushes the log
+        server.wait(timeout=60)
+    proc = run_monitor(tmp_path, "monitor=retrain",
+                       "monitor.retrain=['sweep=rf','hydra.sweeper.n_trials=2','cv_folds=2',"
+                       "'model.n_estimators=30']")
+    assert proc.returncode == 3, proc.stderr[-3000:]
+    summary = json.loads(Path(proc.stdout.split()[1]).read_text())
+    assert summary["status"] == "drift" and summary["drifted_columns"] == ["Age"]
+    assert summary["rows"] == 300
+    started = summary["retrain"]
+    client = mlflow_client(tmp_path)
+    sweep = client.get_run(started["sweep_run_id"])
+    assert sweep.info.status == "FINISHED" and sweep.data.tags["sweep"] == "true"
+    assert client.get_run(summary["run_id"]).data.tags["retrain_run_id"] == sweep.info.run_id
+    assert [v["version"] for v in started["registered"]] == ["2"]
+    version = client.get_model_version("obesity_full", "2")
+    assert version.tags["sweep_run_id"] == sweep.info.run_id
+    assert started["registered"][0]["decision"] == version.tags["promotion"]  # the guard's words
+    assert client.get_model_version("obesity_full", "1").tags["drift_status"] == "drift"
