@@ -11,7 +11,7 @@ Also the batch over ONE connection, next to the same rows through ONNX Runtime i
 (the champion's twin, the service's own feeding code): what HTTP, JSON and validation add
 (goal, issue 12: p50 <= 2x in-process). And the service with its prediction log and /metrics
 on (the default) next to the same service with both off, single rows (goal, issue 15: >= 90% of
-the throughput, p99 <= 20 ms).
+the throughput, p99 <= 20 ms), with each server's own CPU time a request (from /proc).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -95,6 +96,12 @@ def load(port: int, payload: bytes, seconds: float, concurrency: int) -> dict:
     pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1e3
     return {"requests": len(latencies), "errors": len(errors), "rps": len(latencies) / wall,
             "p50": pick(0.50), "p99": pick(0.99)}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def in_process_onnx_ms(outputs: Path, rows: list[dict], repeats: int = 30) -> float:
@@ -179,15 +186,26 @@ def main() -> None:
         # on vs off alternate, several rounds: on 2 shared cores one 8 s load varies by ~15%
         single = json.dumps(one).encode()
         runs: dict[int, list[dict]] = {ours: [], quiet: []}
+        pids = {ours: servers["obesity.serve"].pid, quiet: servers["obesity.serve, no log or metrics"].pid}
         for round_ in range(args.rounds):
             for port in ((ours, quiet) if round_ % 2 == 0 else (quiet, ours)):
-                runs[port].append(load(port, request_bytes(port, "/predict", single), args.seconds,
-                                       args.concurrency))
-        on, off = ({key: statistics.median(r[key] for r in runs[port]) for key in ("rps", "p99")}
-                   for port in (ours, quiet))
+                cpu = cpu_seconds(pids[port])
+                result = load(port, request_bytes(port, "/predict", single), args.seconds,
+                              args.concurrency)
+                # the server's own CPU per request: what the log and metrics cost it, free of
+                # the client that shares the cores (throughput is not)
+                result["cpu_us"] = (cpu_seconds(pids[port]) - cpu) / result["requests"] * 1e6
+                runs[port].append(result)
+        on, off = ({key: statistics.median(r[key] for r in runs[port])
+                    for key in ("rps", "p99", "cpu_us")} for port in (ours, quiet))
         print(f"\nsingle row, median of {args.rounds} alternating rounds: prediction log and /metrics "
-              f"on {on['rps']:.1f} req/s, p99 {on['p99']:.2f} ms; both off {off['rps']:.1f} req/s, "
-              f"p99 {off['p99']:.2f} ms; on / off = {on['rps'] / off['rps']:.1%} of the throughput")
+              f"on {on['rps']:.1f} req/s, p99 {on['p99']:.2f} ms, {on['cpu_us']:.0f} us server CPU "
+              f"a request; both off {off['rps']:.1f} req/s, p99 {off['p99']:.2f} ms, "
+              f"{off['cpu_us']:.0f} us; on / off = {on['rps'] / off['rps']:.1%} of the throughput, "
+              f"{on['cpu_us'] / off['cpu_us']:.2f}x the CPU a request")
+        for port, label in ((ours, "on"), (quiet, "off")):
+            print(f"  {label:>3}: req/s {[round(r['rps']) for r in runs[port]]}, us CPU a request "
+                  f"{[round(r['cpu_us']) for r in runs[port]]}")
         alone = load(ours, scenarios[f"{args.batch}-row batch"][0], args.seconds, 1)
         onnx_ms = in_process_onnx_ms(outputs, many)
         print(f"\n{args.batch}-row batch, one connection: obesity.serve p50 {alone['p50']:.1f} ms, "

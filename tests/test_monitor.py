@@ -272,3 +272,20 @@ def test_shifted_traffic_over_http_is_drift_and_starts_a_guarded_retrain(split, 
     assert version.tags["sweep_run_id"] == sweep.info.run_id
     assert started["registered"][0]["decision"] == version.tags["promotion"]  # the guard's words
     assert client.get_model_version("obesity_full", "1").tags["drift_status"] == "drift"
+
+
+@pytest.mark.slow
+def test_a_retrain_that_fails_is_in_the_summary_and_the_check_exits_1(split, tmp_path):
+    from obesity.errors import ObesityError
+
+    register(tmp_path, ["model=lr"])
+    _, shift = SHIFTS["FAF+1"]
+    serve_rows(tmp_path, shift(windows(split.X_test, 1, 250, seed=7)[0], np.random.default_rng(0)))
+    cfg = compose_monitor(tmp_path, "monitor=retrain", "monitor.retrain=['sweep=lr','cv_folds=1']")
+    with pytest.raises(ObesityError, match="the retrain exited 1"):
+        job.run(cfg, tmp_path / "check")
+    summary = json.loads((tmp_path / "check" / "summary.json").read_text())
+    assert summary["status"] == "drift" and summary["drifted_columns"] == ["FAF"]
+    assert summary["retrain"]["exit_code"] == 1 and "cv_folds=1" in summary["retrain"]["command"]
+    run = mlflow_client(tmp_path).get_run(summary["run_id"])
+    assert run.info.status == "FINISHED" and run.data.tags["drift_status"] == "drift"

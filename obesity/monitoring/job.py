@@ -18,7 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from obesity.config.schemas import feature_columns, plain
-from obesity.errors import RegistryError
+from obesity.errors import ObesityError, RegistryError
 
 log = logging.getLogger(__name__)
 # The exit code of `python -m obesity.monitor` for each outcome (errors exit 1)
@@ -44,6 +44,7 @@ def run(cfg: DictConfig, out_dir: Path) -> Check:
 
     from obesity.config.checks import check
     from obesity.monitoring.window import read_window
+    from obesity.registry.policy import run_of
     from obesity.stores import tracking
 
     check(cfg)
@@ -52,7 +53,7 @@ def run(cfg: DictConfig, out_dir: Path) -> Check:
     client = MlflowClient()
     with tracking.store_errors(reg):
         version = _version(client, cfg)
-        trained = tracking.run_config(version.run_id)
+        trained = tracking.run_config(run_of(version))
     inputs = feature_columns(trained.data)
     window = read_window(reg.prediction_log, cfg.model_name, m.window, m.since_hours, inputs)
     summary: dict[str, Any] = {
@@ -63,7 +64,6 @@ def run(cfg: DictConfig, out_dir: Path) -> Check:
         "window": m.window, "since_hours": m.since_hours, "min_rows": m.min_rows,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    drift = None
     if len(window) < m.min_rows:
         status = "insufficient_data"
         summary["why"] = (f"{len(window)} logged row(s) with inputs for {cfg.model_name} in the "
@@ -88,6 +88,8 @@ def run(cfg: DictConfig, out_dir: Path) -> Check:
         with tracking.store_errors(reg):
             client.log_artifact(run_id, str(out_dir / "summary.json"))
             client.set_tag(run_id, "retrain_run_id", result.retrain.get("sweep_run_id") or "")
+        if "error" in result.retrain:
+            raise ObesityError(result.retrain["error"])
     return result
 
 

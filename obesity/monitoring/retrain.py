@@ -13,7 +13,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from obesity.config.compose import CONFIG_DIR
-from obesity.errors import ConfigError, ObesityError
+from obesity.errors import ConfigError
 from obesity.sweep.context import PARENT_FILE
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,8 @@ def _same_data_warning(overrides: list[str], version: Any) -> None:
 
 def start(cfg: DictConfig, version: Any, monitor_run_id: str, out_dir: Path) -> dict[str, Any]:
     """Run the retrain sweep (its output goes to this process's), then read what it did: its
-    MLflow parent run and the versions it registered with the guard's decision."""
+    MLflow parent run and the versions it registered with the guard's decision (or, when it
+    failed, `error`)."""
     from mlflow.tracking import MlflowClient
 
     sweep_dir = out_dir / "retrain"
@@ -83,9 +84,10 @@ def start(cfg: DictConfig, version: Any, monitor_run_id: str, out_dir: Path) -> 
     sweep_run_id = parent.read_text().strip() if parent.is_file() else None
     found: dict[str, Any] = {"command": shlex.join(["python", *cmd[1:]]), "exit_code": code,
                              "sweep_dir": str(sweep_dir), "sweep_run_id": sweep_run_id}
-    if code != 0:
-        raise ObesityError(f"the retrain exited {code} (MLflow run {sweep_run_id or 'none'}, "
-                           f"sweep dir {sweep_dir}): {found['command']}")
+    if code != 0:  # said in the summary first; the check then exits 1 with it
+        found["error"] = (f"the retrain exited {code} (MLflow run {sweep_run_id or 'none'}, "
+                          f"sweep dir {sweep_dir}): {found['command']}")
+        return found
     client = MlflowClient()
     registered = [v for v in client.search_model_versions(f"name='{cfg.model_name}'")
                   if sweep_run_id and v.tags.get("sweep_run_id") == sweep_run_id]

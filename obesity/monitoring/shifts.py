@@ -37,6 +37,13 @@ SHIFTS: dict[str, tuple[str, Callable[[pd.DataFrame, np.random.Generator], pd.Da
     "MTRANS mostly Automobile": ("MTRANS", _mostly("MTRANS", "Automobile", 0.6)),
 }
 
+# Smaller shifts, near what a 300-row window can tell from noise (scripts/bench_drift.py --subtle)
+SUBTLE: dict[str, tuple[str, Callable[[pd.DataFrame, np.random.Generator], pd.DataFrame]]] = {
+    "Age+2": ("Age", _add("Age", 2.0)),
+    "FAF+0.3": ("FAF", _add("FAF", 0.3)),
+    "Weight+8": ("Weight", _add("Weight", 8.0)),
+}
+
 
 def windows(source: pd.DataFrame, count: int, rows: int, seed: int
             ) -> list[pd.DataFrame]:
