@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from obesity.config.compose import CONFIG_DIR
 from obesity.config.schemas import EXECUTION_WHITELIST
 from obesity.errors import exit_on_error
-from obesity.sweep import context
+from obesity.sweep import context, pruning
 
 log = logging.getLogger(__name__)
 _IMPORTS = {"entrypoint": time.perf_counter() - _T_START, "run": 0.0}
@@ -73,7 +73,12 @@ def main(cfg: DictConfig) -> float:
     sweep = context.current()
     with exit_on_error(reraise=sweep.parent_run_id is not None):
         result = training.run(cfg, overrides=_task_overrides(), parent_run_id=sweep.parent_run_id,
-                               tags=sweep.tags)
+                               tags=sweep.tags, on_fold=pruning.fold_reporter(cfg))
+    if result.pruned:  # the sweeper tells the study (a pruned trial is not a failed one)
+        import optuna
+
+        raise optuna.TrialPruned(f"{cfg.objective} {result.objective:.4f} after {result.folds} "
+                                 f"of {cfg.cv_folds} folds")
     # A trial is one line of the sweep's progress; a single run ends with its summary.
     log.log(logging.DEBUG if sweep.parent_run_id else logging.INFO, "%s", summary(cfg, result))
     return result.objective

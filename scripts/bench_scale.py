@@ -29,7 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def sweep(workers: int, trials: int, outputs: Path, env: dict, registry: str, study: str) -> float:
     """Wall seconds for `workers` sweep processes to bring `study` to `trials` trials."""
-    args = ["-m", "sweep=rf", f"registry={registry}", f"hydra.sweeper.n_trials={trials}",
+    # no pruning: every trial the same work, so the worker counts compare throughput
+    args = ["-m", "sweep=rf", "hydra/sweeper/pruner=none", f"registry={registry}",
+            f"hydra.sweeper.n_trials={trials}",
             "hydra.sweeper.n_jobs=1", f"hydra.sweeper.study_name={study}",
             "model.n_estimators=150", "cv_folds=3", "promote=false", f"paths.root={ROOT}",
             f"paths.outputs={outputs}"]  # sweep dirs differ: timestamps to the microsecond

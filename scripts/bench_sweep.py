@@ -1,6 +1,7 @@
 """Sweep throughput: the same trials with 1 and 2 workers, and the framework's time per trial.
 
     .venv/bin/python scripts/bench_sweep.py [--trials 12] [-- extra overrides]
+    .venv/bin/python scripts/bench_sweep.py --pruner median [--trials 32]
 
 Three real sweeps of `sweep=rf` (promotion off), each in a fresh tmp store, with a seeded RANDOM
 sampler so that all three run exactly the same trials whatever the batch size:
@@ -11,6 +12,11 @@ sampler so that all three run exactly the same trials whatever the batch size:
 Speed-up = the best single-worker wall time / the 2-worker wall time.
 Framework time per trial (basic launcher) = the gap between consecutive trial runs' starts minus
 that trial's fit+CV time: Hydra job set-up, Optuna ask/tell, data loading, MLflow logging.
+
+With --pruner NAME: sweep=rf and sweep=hgb (their default seeded TPE, 5 folds, basic launcher),
+each without pruning and with hydra/sweeper/pruner=NAME, same seed and number of trials, fresh
+stores: wall time, CV folds fitted, trials pruned and the best CV score. Goal (issue 16): >= 1.3x
+less wall time for a best value within 0.003 of the unpruned sweep's.
 """
 
 from __future__ import annotations
@@ -36,10 +42,13 @@ LAUNCHERS = {
 }
 
 
-def sweep(outputs: Path, trials: int, launcher: list[str], extra: list[str]) -> float:
-    cmd = [sys.executable, "-m", "obesity.train", "-m", "sweep=rf", f"paths.outputs={outputs}",
-           "hydra/sweeper/sampler=random", "hydra.sweeper.sampler.seed=0",
-           f"hydra.sweeper.n_trials={trials}", "promote=false", *launcher, *extra]
+RANDOM = ["hydra/sweeper/sampler=random", "hydra.sweeper.sampler.seed=0"]
+
+
+def sweep(outputs: Path, trials: int, launcher: list[str], extra: list[str],
+          family: str = "rf", sampler: list[str] = RANDOM) -> float:
+    cmd = [sys.executable, "-m", "obesity.train", "-m", f"sweep={family}", f"paths.outputs={outputs}",
+           *sampler, f"hydra.sweeper.n_trials={trials}", "promote=false", *launcher, *extra]
     start = time.perf_counter()
     subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
     return time.perf_counter() - start
@@ -63,14 +72,21 @@ def sweep_runs(outputs: Path):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trials", type=int, default=16)
+    parser.add_argument("--trials", type=int, default=None, help="default 16 (--pruner: 32)")
+    parser.add_argument("--pruner", help="compare sweeps without and with this pruner")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every sweep")
     args = parser.parse_args()
+    if args.pruner:
+        pruning(args.pruner, args.trials or 32, args.overrides)
+        return
+    args.trials = args.trials or 16
     walls, phase, fit, framework, params = {}, {}, {}, [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, launcher in LAUNCHERS.items():
             outputs = Path(tmp) / name
-            walls[name] = sweep(outputs, args.trials, launcher, args.overrides)
+            # no pruning here: the launchers must run exactly the same work
+            walls[name] = sweep(outputs, args.trials, launcher,
+                                ["hydra/sweeper/pruner=none", *args.overrides])
             parent, runs = sweep_runs(outputs)
             # from the sweep's parent run (process started, store open) to the last trial's end
             phase[name] = (max(r.info.end_time for r in runs) - parent.info.start_time) / 1000
@@ -95,6 +111,34 @@ def main() -> None:
               "(goal >= 1.6x)")
     print(f"framework time per trial (basic launcher): median {statistics.median(framework):.3f} s,"
           f" max {max(framework):.3f} s over {len(framework)} gaps (goal median <= 0.15 s)")
+
+
+def pruning(pruner: str, trials: int, extra: list[str]) -> None:
+    """The same sweeps without and with `pruner` (see the module docstring)."""
+    print(f"{trials} trials each, seeded TPE (seed 42), 5 folds, basic launcher, fresh stores")
+    print(f"{'sweep':6}{'pruner':>8}{'wall s':>9}{'folds':>7}{'pruned':>8}{'best cv_f1':>12}")
+    met = True
+    with tempfile.TemporaryDirectory() as tmp:
+        for family in ("rf", "hgb"):
+            found = {}
+            for name in ("none", pruner):
+                outputs = Path(tmp) / f"{family}-{name}"
+                # the pruner's own keys (hydra.sweeper.pruner.*) go to the pruned sweep only
+                mine = [o for o in extra if not o.startswith("hydra.sweeper.pruner.") or name != "none"]
+                wall = sweep(outputs, trials, [], [f"hydra/sweeper/pruner={name}", *mine],
+                             family=family, sampler=[])
+                metrics = sweep_runs(outputs)[0].data.metrics
+                found[name] = (wall, metrics["best_cv_f1_macro_mean"])
+                print(f"{family:6}{name:>8}{wall:9.1f}{int(metrics['folds_fitted']):>4}/"
+                      f"{int(metrics['folds_without_pruning']):<3}{int(metrics['trials_pruned']):>6}"
+                      f"{metrics['best_cv_f1_macro_mean']:12.4f}", flush=True)
+            speed = found["none"][0] / found[pruner][0]
+            gap = found["none"][1] - found[pruner][1]
+            ok = speed >= 1.3 and gap <= 0.003
+            met &= ok
+            print(f"{family}: {speed:.2f}x less wall time, best {gap:+.4f} below the unpruned "
+                  f"sweep's (goal >= 1.3x within 0.003: {'met' if ok else 'MISSED'})", flush=True)
+    sys.exit(0 if met else 1)
 
 
 if __name__ == "__main__":

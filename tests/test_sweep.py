@@ -16,6 +16,9 @@ from optuna.trial import TrialState
 from tests.conftest import ROOT, STUDY, SWEEP, compose_train, load_study, mlflow_client, run_sweep
 
 pytestmark = pytest.mark.slow  # real sweeps in subprocesses: ~1.5 min
+# A pruner that stops every trial after its first fold (no running F1 reaches 2): pruning that
+# does not depend on what the sampler draws.
+ALWAYS_PRUNE = ["hydra/sweeper/pruner=threshold", "hydra.sweeper.pruner.lower=2.0"]
 
 
 def runs_of(client, filter_string=""):
@@ -147,16 +150,20 @@ def test_kill_9_then_rerun_finishes_the_study_and_leaves_nothing_running(tmp_pat
 
 
 def test_joblib_launcher_runs_trials_in_parallel_without_collisions(tmp_path):
-    proc = run_sweep(["sweep=rf", "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=2",
-                      "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "cv_folds=2",
-                      "promote=false"], tmp_path)
+    proc = run_sweep(["sweep=rf", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2",
+                      "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "cv_folds=3",
+                      "model.n_estimators=40", "promote=false", *ALWAYS_PRUNE], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     client = mlflow_client(tmp_path)
     trials = runs_of(client, "tags.trial != ''")
-    assert sorted(r.data.tags["trial"] for r in trials) == ["0", "1"]
+    assert sorted(r.data.tags["trial"] for r in trials) == ["0", "1", "2", "3"]
+    # the loky workers found their trials in the study and were pruned there after one fold
+    study = load_study(tmp_path, STUDY)
+    assert [(t.state, len(t.intermediate_values)) for t in study.trials] == [(TrialState.PRUNED, 1)] * 4
+    assert all(r.info.status == "FINISHED" and r.data.tags["pruned"] == "true" for r in trials)
     assert len({r.data.tags["owner"] for r in trials}) == 2  # two worker processes
     job_dirs = {p.parent for p in tmp_path.glob("sweeps/*/*/*/.hydra")}
-    assert len(job_dirs) == 2
+    assert len(job_dirs) == 4
 
 
 def test_plain_grid_is_one_tree_and_promotes_its_best_run(tmp_path):
@@ -200,3 +207,61 @@ def test_two_workers_started_together_on_fresh_stores_share_one_study_exactly(tm
     children = runs_of(client, "tags.trial != ''")
     assert sorted(int(r.data.tags["trial"]) for r in children) == list(range(n_trials))
     assert {r.data.tags["mlflow.parentRunId"] for r in children} <= parents
+
+
+def test_median_pruning_stops_trials_early_and_the_parent_counts_the_folds(tmp_path):
+    proc = run_sweep(["sweep=rf", "hydra.sweeper.n_trials=6", "cv_folds=4", "model.n_estimators=40",
+                      "hydra/sweeper/pruner=median", "hydra.sweeper.pruner.n_startup_trials=2",
+                      "hydra.sweeper.pruner.n_warmup_steps=0"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    study = load_study(tmp_path, STUDY)
+    states = [t.state for t in study.trials]
+    assert len(states) == 6 and TrialState.PRUNED in states and TrialState.FAIL not in states
+    client = mlflow_client(tmp_path)
+    runs = {int(r.data.tags["trial"]): r for r in runs_of(client, "tags.trial != ''")}
+    fitted = 0
+    for t in study.trials:
+        run = runs[t.number]
+        assert run.info.status == "FINISHED"  # a pruned trial is not a failed run
+        if t.state == TrialState.PRUNED:
+            folds = len(t.intermediate_values)  # it stopped after the fold it reported last
+            assert 1 <= folds < 4 and run.data.tags["pruned"] == "true"
+            assert run.data.tags["pruned_after_folds"] == str(folds)
+            # its study value and its run's partial score: the running mean it was pruned at
+            assert t.value == pytest.approx(run.data.metrics["cv_f1_macro_mean"])
+            assert f"trial {t.number} pruned: cv_f1_macro_mean" in proc.stderr
+        else:
+            folds = 4
+            assert "pruned" not in run.data.tags
+        assert run.data.metrics["cv_folds_fitted"] == folds
+        fitted += folds
+    [parent] = runs_of(client, "tags.sweep = 'true'")
+    metrics = parent.data.metrics
+    assert metrics["trials_pruned"] == states.count(TrialState.PRUNED)
+    assert metrics["trials_complete"] == states.count(TrialState.COMPLETE)
+    assert (metrics["folds_fitted"], metrics["folds_without_pruning"]) == (fitted, 24)
+    assert client.get_model_version_by_alias("obesity_full", "champion")  # the best was promoted
+
+
+def test_a_new_study_starts_from_the_champions_parameters(tmp_path):
+    from tests.conftest import register
+
+    champion = {"model.n_estimators": 120, "model.max_depth": 10, "model.max_features": 0.5,
+                "model.min_samples_leaf": 2, "model.criterion": "entropy", "model.bootstrap": True,
+                "model.max_samples": 0.8}
+    result = register(tmp_path, ["model=rf", *(f"{k}={v}" for k, v in champion.items())])
+    assert result.champion == "1"
+    proc = run_sweep(["sweep=rf", "hydra.sweeper.n_trials=2", "cv_folds=2", "promote=false",
+                      "hydra.sweeper.study_name=warm"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "study warm: warm start: trial 0 runs the parameters of obesity_full@champion" in proc.stderr
+    first, second = load_study(tmp_path, "warm").trials
+    assert first.params == champion and second.params != champion
+    # the same parameters, folds and seed as the champion's run: its very CV score to beat
+    client = mlflow_client(tmp_path)
+    version = client.get_model_version("obesity_full", "1")
+    assert first.value == client.get_run(version.run_id).data.metrics["cv_f1_macro_mean"]
+    cold = run_sweep(["sweep=rf", "hydra.sweeper.n_trials=1", "cv_folds=2", "promote=false",
+                      "hydra.sweeper.study_name=cold", "hydra.sweeper.warm_start=false"], tmp_path)
+    assert cold.returncode == 0 and "warm start" not in cold.stderr
+    assert load_study(tmp_path, "cold").trials[0].params != champion

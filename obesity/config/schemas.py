@@ -182,6 +182,7 @@ EXECUTION_WHITELIST: list[str] = [
     "obesity.config.checks.ConfigCheck",
     "obesity.sweep.search_spaces.*",
     "optuna.samplers.*",
+    "optuna.pruners.*",
     "hydra_plugins.hydra_optuna_sweeper.*",
 ]
 

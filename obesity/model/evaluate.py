@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,30 +29,59 @@ class Scores:
     metrics: dict[str, float]
     confusion: np.ndarray  # rows: true class, columns: predicted class, in CLASSES order
     predicted: np.ndarray | None = None  # the predictions scored (score() only)
+    folds: int = 0  # CV folds fitted (cross_validate only)
+    stopped: bool = False  # `on_fold` stopped the CV early: metrics of the folds fitted
+
+
+# `on_fold(fold, running)`: called after each fold with the means over the folds so far (the
+# keys of cross_validate's metrics: cv_accuracy_mean, cv_f1_macro_mean); True stops the CV.
+FoldCallback = Callable[[int, dict[str, float]], bool]
 
 
 def cross_validate(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, folds: int, seed: int,
-                   n_jobs: int = 1) -> Scores:
+                   n_jobs: int = 1, on_fold: FoldCallback | None = None) -> Scores:
     """Stratified k-fold CV on the training split.
 
     Per-fold accuracy and macro-F1 (mean and std) plus per-class precision/recall/F1 and the
     confusion matrix of the out-of-fold predictions. Each fold is fit and predicted exactly once.
+    With `on_fold` the folds are fitted one after the other (a sweep's pruner decides after each
+    one); if it stops the CV, the scores are those of the folds fitted.
     """
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    predicted = cross_val_predict(clone(pipeline), X, y, cv=cv, n_jobs=n_jobs)
+    splits = list(cv.split(X, y))
     truth = y.to_numpy()
-    fold_acc, fold_f1 = [], []
-    for _, test_idx in cv.split(X, y):
-        fold_acc.append(accuracy_score(truth[test_idx], predicted[test_idx]))
-        fold_f1.append(f1_score(truth[test_idx], predicted[test_idx], average="macro"))
+    if on_fold is None:
+        predicted = cross_val_predict(clone(pipeline), X, y, cv=cv, n_jobs=n_jobs)
+        done = splits
+    else:
+        predicted = np.empty(len(y), dtype=object)
+        done = []
+        for fold, (train_idx, test_idx) in enumerate(splits):
+            model = clone(pipeline).fit(X.iloc[train_idx], y.iloc[train_idx])
+            predicted[test_idx] = model.predict(X.iloc[test_idx])
+            done.append((train_idx, test_idx))
+            if fold + 1 < folds and on_fold(fold, _fold_means(truth, predicted, done)):
+                break
+    fold_acc = [accuracy_score(truth[t], predicted[t]) for _, t in done]
+    fold_f1 = [f1_score(truth[t], predicted[t], average="macro") for _, t in done]
     metrics = {
         "cv_accuracy_mean": float(np.mean(fold_acc)),
         "cv_accuracy_std": float(np.std(fold_acc)),
         "cv_f1_macro_mean": float(np.mean(fold_f1)),
         "cv_f1_macro_std": float(np.std(fold_f1)),
     }
+    seen = np.concatenate([t for _, t in done])
+    truth, predicted = truth[seen], predicted[seen].astype(truth.dtype)
     metrics |= per_class(truth, predicted, prefix="cv") | ordinal(truth, predicted, prefix="cv")
-    return Scores(metrics, confusion_matrix(truth, predicted, labels=list(CLASSES)))
+    return Scores(metrics, confusion_matrix(truth, predicted, labels=list(CLASSES)),
+                  folds=len(done), stopped=len(done) < folds)
+
+
+def _fold_means(truth: np.ndarray, predicted: np.ndarray, done: list) -> dict[str, float]:
+    return {"cv_accuracy_mean": float(np.mean([accuracy_score(truth[t], predicted[t])
+                                               for _, t in done])),
+            "cv_f1_macro_mean": float(np.mean([f1_score(truth[t], predicted[t], average="macro")
+                                               for _, t in done]))}
 
 
 def score(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, prefix: str = "test") -> Scores:

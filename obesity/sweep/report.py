@@ -31,8 +31,13 @@ def _summarize_study(client: MlflowClient, config: DictConfig, parent: str, stud
     trials = study.trials
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     counts = {f"trials_{s.name.lower()}": sum(t.state == s for t in trials) for s in TrialState}
-    for key, value in counts.items():
+    fitted, unpruned = folds_fitted(trials, config.cv_folds)
+    for key, value in (counts | {"folds_fitted": fitted, "folds_without_pruning": unpruned}).items():
         client.log_metric(parent, key, value)
+    log.info("study %s: %d complete, %d pruned, %d failed trials; %d CV folds fitted (%d without "
+             "pruning%s)", study_name, counts["trials_complete"], counts["trials_pruned"],
+             counts["trials_fail"], fitted, unpruned,
+             f", {1 - fitted / unpruned:.0%} saved" if unpruned and fitted < unpruned else "")
     frame = study.trials_dataframe()
     client.log_text(parent, frame.to_csv(index=False), "sweep/trials.csv")
     if not complete:
@@ -52,6 +57,17 @@ def _summarize_study(client: MlflowClient, config: DictConfig, parent: str, stud
              (best.value or 0.0) - baseline, baseline, best.params)
     return best_trial_run(client, client.get_run(parent).info.experiment_id, study_name,
                           best.number)
+
+
+def folds_fitted(trials: list[Any], cv_folds: int) -> tuple[int, int]:
+    """CV folds the study's trials fitted (a complete trial all of them, a pruned or failed one
+    those it reported), and what its complete and pruned trials would have fitted unpruned."""
+    from optuna.trial import TrialState
+
+    fitted = sum(cv_folds if t.state == TrialState.COMPLETE else len(t.intermediate_values)
+                 for t in trials)
+    unpruned = cv_folds * sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    return fitted, unpruned
 
 
 def baseline_objective(config: DictConfig) -> float:

@@ -56,6 +56,8 @@ class ResumableSweeperImpl(OptunaSweeperImpl):
     exactly by any number of concurrent workers."""
 
     sampler_factory: Any = None
+    pruning = False  # trials report folds and may stop (StudySweeper sets it from its pruner)
+    warm_start = True  # a new study's first trial: the champion's parameters
 
     def sweep(self, arguments: list[str]) -> None:
         if not self.storage:
@@ -87,6 +89,10 @@ class ResumableSweeperImpl(OptunaSweeperImpl):
         with db_lock(self.storage, lock_name(study_name)):
             study = optuna.create_study(study_name=study_name, storage=self.storage,
                                         directions=directions, load_if_exists=True)
+            if self.warm_start and not study.trials:  # new: start from the champion
+                from obesity.sweep.warm_start import enqueue_champion
+
+                enqueue_champion(study, self.config, space)
         total, me = self.n_trials, owner.me()
         orphans = fail_orphaned_trials(study)
         if orphans:
@@ -120,8 +126,9 @@ class ResumableSweeperImpl(OptunaSweeperImpl):
             overrides = self._configure_trials(trials, space, fixed_params, fixed_overrides)
             returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
             self.job_idx += len(returns)
-            failed = sum(not _tell(study, trial, ret, len(directions))
-                         for trial, ret in zip(trials, returns, strict=True))
+            outcomes = [_tell(study, trial, ret, len(directions))
+                        for trial, ret in zip(trials, returns, strict=True)]
+            failed = outcomes.count(TrialState.FAIL)  # a pruned trial is not a failure
             if failed / len(returns) > self.max_failure_rate:
                 log.error("%d of %d trials in the last batch failed (max_failure_rate=%s): "
                           "stopping the sweep", failed, len(returns), self.max_failure_rate)
@@ -180,14 +187,22 @@ def _clock(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
-def _tell(study: optuna.Study, trial: Trial, ret: Any, n_objectives: int) -> bool:
-    """Record one finished job in the study; False (and one log line) if it failed."""
+def _tell(study: optuna.Study, trial: Trial, ret: Any, n_objectives: int) -> TrialState:
+    """Record one finished job in the study (COMPLETE, PRUNED or FAIL, with one log line)."""
+    from hydra.core.utils import JobStatus
+
+    # Read before `return_value`, which prints "Error executing job" for any failed job.
+    outcome = getattr(ret, "_return_value", None)
+    if ret.status == JobStatus.FAILED and isinstance(outcome, optuna.TrialPruned):
+        study.tell(trial, state=TrialState.PRUNED)  # its value: the last fold it reported
+        log.info("trial %d pruned: %s", trial.number, outcome)
+        return TrialState.PRUNED
     try:
         value = ret.return_value  # re-raises the job's exception if it failed
         values = [float(value)] if n_objectives == 1 else [float(v) for v in value]
     except Exception as exc:
         study.tell(trial, state=TrialState.FAIL)
         log.warning("trial %d failed: %s: %s", trial.number, type(exc).__name__, exc)
-        return False
+        return TrialState.FAIL
     study.tell(trial, values=values)
-    return True
+    return TrialState.COMPLETE

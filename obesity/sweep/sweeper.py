@@ -7,18 +7,25 @@ Differences from hydra-optuna-sweeper's own class:
 - the sampler is reseeded before every trial from (seed, trial number), so neither a resumed
   sweep nor a second worker replays trials already drawn, yet the sequence stays reproducible
   (and independent of the batch size);
-- every trial's overrides carry `trial=<number>` so its MLflow run is tagged with it.
+- every trial's overrides carry `trial=<number>` so its MLflow run is tagged with it, and lets the
+  trial find itself in the study: with a pruner (`hydra/sweeper/pruner=median`, ...) the trial
+  reports its running CV score after each fold and stops when the pruner says so (PRUNED);
+- a new study starts with the champion's parameters as its first trial (`warm_start`).
+Registered as `hydra/sweeper=study` (configs/sweep/base.yaml picks it).
 This module stays light (Hydra imports it at every start-up); Optuna is imported when a sweep runs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+from hydra.core.config_store import ConfigStore
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from omegaconf import MISSING, OmegaConf
 
+from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 
 SAMPLER_TARGETS = ("hydra_plugins.hydra_optuna_sweeper.*", "optuna.samplers.*")
@@ -29,7 +36,8 @@ class StudySweeper(OptunaSweeper):
 
     def __init__(self, sampler: Any, direction: Any, storage: Any, study_name: Any,
                  n_trials: int, n_jobs: int, max_failure_rate: float,
-                 custom_search_space: Any, params: Any) -> None:
+                 custom_search_space: Any, params: Any, pruner: Any = None,
+                 warm_start: bool = True) -> None:
         from obesity.sweep.study import ResumableSweeperImpl
 
         sampler_cfg = OmegaConf.create(OmegaConf.to_container(sampler, resolve=True)) if sampler else None
@@ -38,6 +46,39 @@ class StudySweeper(OptunaSweeper):
             max_failure_rate, custom_search_space, params,
         )
         self.sweeper.sampler_factory = _seeded_factory(sampler_cfg)
+        self.sweeper.pruning = pruner_active(pruner)
+        self.sweeper.warm_start = warm_start
+
+
+NO_PRUNER = "optuna.pruners.NopPruner"  # hydra/sweeper/pruner=none
+PRUNER_TARGETS = ("optuna.pruners.*",)
+
+
+def pruner_active(pruner: Any) -> bool:
+    """Does this `hydra.sweeper.pruner` node ask trials to report folds and maybe stop?"""
+    return bool(pruner) and pruner.get("_target_") != NO_PRUNER
+
+
+def build_pruner(pruner: Any) -> Any:
+    """The Optuna pruner a `hydra.sweeper.pruner` node names (only optuna.pruners.*)."""
+    return instantiate(pruner, _execution_whitelist_=PRUNER_TARGETS)
+
+
+@dataclass
+class StudySweeperConf(OptunaSweeperConf):
+    """hydra-optuna-sweeper's schema plus what StudySweeper adds: a pruner (its own config group,
+    configs/hydra/sweeper/pruner/) and warm start."""
+
+    _target_: str = "obesity.sweep.sweeper.StudySweeper"
+    # median: the figures of scripts/bench_sweep.py --pruner median (docs/benchmarks.md)
+    defaults: list[Any] = field(default_factory=lambda: [{"sampler": "tpe"}, {"pruner": "median"}])
+    pruner: Any = MISSING  # filled by the pruner group (MISSING: the group merge is not overwritten)
+    # a new study's first trial is the champion's parameters (same model family and data)
+    warm_start: bool = True
+
+
+ConfigStore.instance().store(group="hydra/sweeper", name="study", node=StudySweeperConf,
+                             provider="obesity")
 
 
 def _build(sampler_cfg: Any, partial: bool) -> Any:

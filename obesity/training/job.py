@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import shlex
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -38,13 +39,18 @@ class TrainResult:
     model: Pipeline | None
     timings: dict[str, float] = field(default_factory=dict)
     model_uri: str | None = None  # where the fitted pipeline was logged, if it was
+    pruned: bool = False  # a sweep's pruner stopped the CV: `objective` is over `folds` folds
+    folds: int = 0  # CV folds fitted
 
 
 def run(cfg: DictConfig, overrides: list[str] | None = None, parent_run_id: str | None = None,
-        tags: dict[str, str] | None = None) -> TrainResult:
+        tags: dict[str, str] | None = None,
+        on_fold: Callable[[int, float], bool] | None = None) -> TrainResult:
     """Train, evaluate and record one configuration. The single code path of every entrypoint.
 
     `parent_run_id` nests the run under a sweep's parent run; `tags` are added to the run's.
+    `on_fold(fold, objective so far)` (a sweep trial with a pruner): called after each CV fold,
+    True stops the run there; it ends FINISHED, tagged `pruned`, with the folds' scores.
     """
     config_checks.check(cfg)  # ranges and references, before anything is read or opened
     timings: dict[str, float] = {}
@@ -85,16 +91,20 @@ def run(cfg: DictConfig, overrides: list[str] | None = None, parent_run_id: str 
         timings["store"] = time.perf_counter() - tick  # cold: creates the sqlite store (~3 s)
 
         tick = time.perf_counter()
+        report = None if on_fold is None else (
+            lambda fold, running: on_fold(fold, running[cfg.objective]))
         cv = evaluate.cross_validate(model, split.X_train, split.y_train, cfg.cv_folds,
-                                     cfg.seed, cfg.n_jobs)
-        metrics = dict(cv.metrics)
-        if cfg.evaluate_test or cfg.log_model:
+                                     cfg.seed, cfg.n_jobs, on_fold=report)
+        metrics = dict(cv.metrics) | {"cv_folds_fitted": float(cv.folds)}
+        if cv.stopped:  # pruned: the folds' scores are all there is; nothing else to fit
+            mlflow.set_tags({"pruned": "true", "pruned_after_folds": str(cv.folds)})
+        elif cfg.evaluate_test or cfg.log_model:
             model.fit(split.X_train, split.y_train)
         timings["fit_cv"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
         confusions = {"cv": (cv.confusion, "out-of-fold (CV)")}
-        if cfg.evaluate_test:
+        if cfg.evaluate_test and not cv.stopped:
             test = evaluate.score(model, split.X_test, split.y_test, prefix="test")
             metrics |= test.metrics
             confusions["test"] = (test.confusion, "held-out test split")
@@ -109,15 +119,15 @@ def run(cfg: DictConfig, overrides: list[str] | None = None, parent_run_id: str 
         mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), tracking.RESOLVED_CONFIG)
         if cfg.trial is None:  # a trial's Hydra dir stays on disk; its resolved config is logged
             _log_hydra_dir()
-        model_uri = _log_model(model, split.X_train) if cfg.log_model else None
+        model_uri = _log_model(model, split.X_train) if cfg.log_model and not cv.stopped else None
         timings["logging"] = time.perf_counter() - tick
         # one batch (one sqlite transaction) for the scores and the phase timings
         mlflow.log_metrics(metrics | {f"time_{k}_s": v
                                       for k, v in timings.items()})
 
-    fitted = model if cfg.evaluate_test or cfg.log_model else None
+    fitted = model if (cfg.evaluate_test or cfg.log_model) and not cv.stopped else None
     return TrainResult(active.info.run_id, metrics, metrics[cfg.objective], fitted, timings,
-                       model_uri)
+                       model_uri, pruned=cv.stopped, folds=cv.folds)
 
 
 def _log_model(model: Pipeline, X_train: Any) -> str:
