@@ -228,6 +228,8 @@ def test_the_retrain_command_sweeps_the_served_family_in_a_fresh_study(tmp_path)
     cmd = retrain.command(given, version, "0123456789abcdef", tmp_path / "sweep")
     assert "model=lr" in cmd and "data.path=x.csv" in cmd
     assert not any(a.startswith("hydra.sweeper.study_name") for a in cmd)  # not a sweep
+    with pytest.raises(ConfigError, match=r"^monitor\.retrain: Could not override 'model\.nope'"):
+        retrain._same_data_warning(["sweep=rf", "model.nope=1"], version)  # before any sweep starts
     with pytest.raises(ConfigError, match="model=bmi_rule, which has no sweep config"):
         retrain.command(cfg, SimpleNamespace(name="obesity_full", version="1",
                                              tags={"model": "bmi_rule"}), "0" * 32, tmp_path)

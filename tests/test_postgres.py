@@ -22,7 +22,7 @@ from tests.conftest import ROOT
 N_TRIALS = 8
 STUDY = "sweep-rf_data-full"
 WORKER = ["-m", "sweep=rf", "registry=server", f"hydra.sweeper.n_trials={N_TRIALS}",
-          "hydra.sweeper.n_jobs=1", "cv_folds=3",
+          "hydra.sweeper.n_jobs=1", "cv_folds=2",
           "model.n_estimators=40",  # fixed: the rest of the space is searched
           # fold-level pruning across both workers: trials report to the shared study
           "hydra/sweeper/pruner=median", "hydra.sweeper.pruner.n_startup_trials=2",
@@ -97,13 +97,13 @@ def test_postgres_two_workers_share_one_study_and_promote_once(postgres, mlflow_
     trials = client.search_runs([experiment], f"tags.study = '{STUDY}' and tags.trial != ''",
                                 max_results=1000)
     assert sorted(int(r.data.tags["trial"]) for r in trials) == list(range(N_TRIALS))
-    # each trial's run FINISHED: a complete one fitted all 3 folds, a pruned one (tagged) the
-    # folds it reported to the shared study before the pruner stopped it
+    # each trial's run FINISHED: a complete one fitted both folds, a pruned one (tagged) the
+    # fold it reported to the shared study before the pruner stopped it
     folds = {int(r.data.tags["trial"]): (r.info.status, r.data.metrics["cv_folds_fitted"],
                                          r.data.tags.get("pruned")) for r in trials}
     for t in study.trials:
         pruned = t.state == TrialState.PRUNED
-        assert folds[t.number] == ("FINISHED", len(t.intermediate_values) if pruned else 3,
+        assert folds[t.number] == ("FINISHED", len(t.intermediate_values) if pruned else 2,
                                    "true" if pruned else None), (t.number, t.state)
     by_parent = {p: sum(r.data.tags["mlflow.parentRunId"] == p for r in trials) for p in parents}
     assert all(n >= 1 for n in by_parent.values()), by_parent  # both workers did trials

@@ -210,13 +210,13 @@ def test_two_workers_started_together_on_fresh_stores_share_one_study_exactly(tm
 
 
 def test_median_pruning_stops_trials_early_and_the_parent_counts_the_folds(tmp_path):
-    proc = run_sweep(["sweep=rf", "hydra.sweeper.n_trials=6", "cv_folds=4", "model.n_estimators=40",
+    proc = run_sweep(["sweep=rf", "hydra.sweeper.n_trials=5", "cv_folds=4", "model.n_estimators=40",
                       "hydra/sweeper/pruner=median", "hydra.sweeper.pruner.n_startup_trials=2",
                       "hydra.sweeper.pruner.n_warmup_steps=0"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     study = load_study(tmp_path, STUDY)
     states = [t.state for t in study.trials]
-    assert len(states) == 6 and TrialState.PRUNED in states and TrialState.FAIL not in states
+    assert len(states) == 5 and TrialState.PRUNED in states and TrialState.FAIL not in states
     client = mlflow_client(tmp_path)
     runs = {int(r.data.tags["trial"]): r for r in runs_of(client, "tags.trial != ''")}
     fitted = 0
@@ -239,14 +239,14 @@ def test_median_pruning_stops_trials_early_and_the_parent_counts_the_folds(tmp_p
     metrics = parent.data.metrics
     assert metrics["trials_pruned"] == states.count(TrialState.PRUNED)
     assert metrics["trials_complete"] == states.count(TrialState.COMPLETE)
-    assert (metrics["folds_fitted"], metrics["folds_without_pruning"]) == (fitted, 24)
+    assert (metrics["folds_fitted"], metrics["folds_without_pruning"]) == (fitted, 20)
     assert client.get_model_version_by_alias("obesity_full", "champion")  # the best was promoted
 
 
 def test_a_new_study_starts_from_the_champions_parameters(tmp_path):
     from tests.conftest import register
 
-    champion = {"model.n_estimators": 120, "model.max_depth": 10, "model.max_features": 0.5,
+    champion = {"model.n_estimators": 100, "model.max_depth": 10, "model.max_features": 0.5,
                 "model.min_samples_leaf": 2, "model.criterion": "entropy", "model.bootstrap": True,
                 "model.max_samples": 0.8}
     result = register(tmp_path, ["model=rf", *(f"{k}={v}" for k, v in champion.items())])

@@ -50,9 +50,21 @@ def cross_validate(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, folds: int
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     splits = list(cv.split(X, y))
     truth = y.to_numpy()
+    fold_acc: list[float] = []
+    fold_f1: list[float] = []
+
+    def scored(test_idx: np.ndarray) -> dict[str, float]:
+        """Score one fold; the means over the folds scored so far."""
+        fold_acc.append(accuracy_score(truth[test_idx], predicted[test_idx]))
+        fold_f1.append(f1_score(truth[test_idx], predicted[test_idx], average="macro"))
+        return {"cv_accuracy_mean": float(np.mean(fold_acc)),
+                "cv_f1_macro_mean": float(np.mean(fold_f1))}
+
     if on_fold is None:
         predicted = cross_val_predict(clone(pipeline), X, y, cv=cv, n_jobs=n_jobs)
         done = splits
+        for _, test_idx in done:
+            scored(test_idx)
     else:
         predicted = np.empty(len(y), dtype=object)
         done = []
@@ -60,10 +72,9 @@ def cross_validate(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, folds: int
             model = clone(pipeline).fit(X.iloc[train_idx], y.iloc[train_idx])
             predicted[test_idx] = model.predict(X.iloc[test_idx])
             done.append((train_idx, test_idx))
-            if fold + 1 < folds and on_fold(fold, _fold_means(truth, predicted, done)):
+            running = scored(test_idx)
+            if fold + 1 < folds and on_fold(fold, running):
                 break
-    fold_acc = [accuracy_score(truth[t], predicted[t]) for _, t in done]
-    fold_f1 = [f1_score(truth[t], predicted[t], average="macro") for _, t in done]
     metrics = {
         "cv_accuracy_mean": float(np.mean(fold_acc)),
         "cv_accuracy_std": float(np.std(fold_acc)),
@@ -75,13 +86,6 @@ def cross_validate(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, folds: int
     metrics |= per_class(truth, predicted, prefix="cv") | ordinal(truth, predicted, prefix="cv")
     return Scores(metrics, confusion_matrix(truth, predicted, labels=list(CLASSES)),
                   folds=len(done), stopped=len(done) < folds)
-
-
-def _fold_means(truth: np.ndarray, predicted: np.ndarray, done: list) -> dict[str, float]:
-    return {"cv_accuracy_mean": float(np.mean([accuracy_score(truth[t], predicted[t])
-                                               for _, t in done])),
-            "cv_f1_macro_mean": float(np.mean([f1_score(truth[t], predicted[t], average="macro")
-                                               for _, t in done]))}
 
 
 def score(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, prefix: str = "test") -> Scores:

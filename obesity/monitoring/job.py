@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ class Check:
     summary: dict[str, Any]
     out_dir: Path
     run_id: str
-    retrain: dict[str, Any] | None = field(default=None)
+    retrain: dict[str, Any] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -71,7 +71,7 @@ def run(cfg: DictConfig, out_dir: Path) -> Check:
                           + (f" ({window.without_inputs} more logged without inputs: "
                              "monitor.log_inputs=false)" if window.without_inputs else ""))
     else:
-        drift = _drift(version, window.frame, inputs, m)
+        drift = _drift(version, trained, window.frame, inputs, m)
         status = "drift" if drift.drifted else "no_drift"
         summary |= drift.summary()
         drift.save_html(out_dir / "report.html")
@@ -105,7 +105,8 @@ def _version(client: Any, cfg: DictConfig) -> Any:
     return version
 
 
-def _drift(version: Any, current: Any, inputs: list[str], m: DictConfig) -> Any:
+def _drift(version: Any, trained: DictConfig, current: Any, inputs: list[str],
+           m: DictConfig) -> Any:
     """The reference (the version's training split and its predictions on it) against the
     window (and the version's predictions on it: the rows may have been answered by others)."""
     from obesity.model import files as model_files
@@ -114,7 +115,7 @@ def _drift(version: Any, current: Any, inputs: list[str], m: DictConfig) -> Any:
 
     # the same load and split code as training; DataError naming the file when it is not the
     # data the version was trained on (md5)
-    split = test_split_of(version)
+    split = test_split_of(version, trained)
     model = model_files.load_pipeline(version.name, version.version)
     reference = split.X_train[inputs].assign(**{PREDICTION: model.predict(split.X_train)})
     window = current[inputs].assign(**{PREDICTION: model.predict(current[inputs])})
@@ -145,8 +146,7 @@ def _record(client: Any, cfg: DictConfig, version: Any, summary: dict[str, Any],
         metrics |= {"drift_share": summary["drift_share"],
                     "prediction_drift_score": summary["prediction"]["score"],
                     **{f"drift_score_{c['column']}": c["score"] for c in summary["columns"]}}
-    params = {f"monitor.{k}": v for k, v in plain(cfg.monitor).items()
-              if k not in ("log_inputs", "flush_interval_s", "buffer_rows", "retention_days", "metrics")}
+    params = {f"monitor.{k}": v for k, v in plain(cfg.monitor).items()}
     client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
                      params=[Param(k, tracking.param_value(v)) for k, v in params.items()],
                      tags=[RunTag("alias", str(summary["alias"]))])

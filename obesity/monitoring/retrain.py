@@ -32,16 +32,21 @@ def command(cfg: DictConfig, version: Any, monitor_run_id: str, sweep_dir: Path)
                               f"{version.version} is model={family or '?'}, which has no sweep "
                               "config: set monitor.retrain (e.g. '[sweep=hgb]')")
         overrides = [f"sweep={family}"]
-    keys = {o.lstrip("+~").split("=", 1)[0] for o in overrides}
+    keys = {_key(o) for o in overrides}
     # A fresh study: the data changed, so the trials of earlier sweeps (same study name, other
     # data) must not count toward this one's n_trials nor its best value.
     if "sweep" in keys and "hydra.sweeper.study_name" not in keys:
         overrides.append(f"hydra.sweeper.study_name=retrain-{version.name}-v{version.version}-"
                          f"{monitor_run_id[:8]}")
-    carried = [o for o in _monitor_overrides(cfg) if o.lstrip("+~").split("=", 1)[0].split(".")[0]
-               in CARRIED and o.lstrip("+~").split("=", 1)[0] not in keys]
+    carried = [o for o in _monitor_overrides(cfg)
+               if _key(o).split(".")[0] in CARRIED and _key(o) not in keys]
     return [sys.executable, "-m", "obesity.train", "-m", *carried, *overrides,
             f"hydra.sweep.dir={sweep_dir}"]
+
+
+def _key(override: str) -> str:
+    """`+data.path=x` -> `data.path`."""
+    return override.lstrip("+~").split("=", 1)[0]
 
 
 def _monitor_overrides(cfg: DictConfig) -> list[str]:
@@ -61,7 +66,10 @@ def _same_data_warning(overrides: list[str], version: Any) -> None:
     from obesity.config.compose import compose
     from obesity.data.load import file_md5
 
-    train_cfg = compose([o for o in overrides if not o.startswith("hydra.")])
+    try:
+        train_cfg = compose([o for o in overrides if not o.startswith("hydra.")])
+    except ConfigError as exc:  # named as the retrain's, not the monitor's own config
+        raise ConfigError(f"monitor.retrain: {exc}") from None
     path = Path(train_cfg.data.path)
     if path.is_file() and file_md5(path) == version.tags.get("data_md5"):
         log.warning("the retrain trains on %s, the data version %s was trained on: it can find "

@@ -3,7 +3,7 @@
 Written at registration, after the guard decided: the card is the artifact `card/README.md` (with
 its confusion-matrix image) of the version's run, and the version's tag `card` names it.
 `python -m obesity.registry card V` prints it; the service links it from `GET /model`.
-Every number in it is read from what the version's run logged (tests/test_card.py checks).
+Every number in it is read from what the version's run logged (tests/test_registry.py checks).
 """
 
 from __future__ import annotations

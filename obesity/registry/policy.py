@@ -166,11 +166,12 @@ def run_of(version: ModelVersion) -> str:
     return version.run_id
 
 
-def test_split_of(version: ModelVersion) -> Split:
-    """The held-out test split a version was scored on (from its run's resolved config)."""
+def test_split_of(version: ModelVersion, trained: DictConfig | None = None) -> Split:
+    """The held-out test split a version was scored on (from its run's resolved config;
+    `trained`: that config, when the caller has read it already)."""
     from obesity.data.split import split_of
 
-    cfg = tracking.run_config(run_of(version))
+    cfg = trained if trained is not None else tracking.run_config(run_of(version))
     # All raw feature columns: every model's signature selects the ones it was trained on.
     dataset, split = split_of(cfg.data)
     trained_on = version.tags.get("data_md5")
