@@ -14,12 +14,16 @@ if [ "$(.tools/bin/uv --version 2>/dev/null | cut -d' ' -f2)" != "$UV_VERSION" ]
   "$PYTHON" -m venv .tools
   .tools/bin/python -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
 fi
-# PostgreSQL server binaries, for the tests that run a real server (pytest -k postgres):
-# Debian's package, installed once (needs root or sudo).
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+# Real servers the tests start, from Debian's packages, installed once (needs root or sudo):
+# PostgreSQL (pytest -k postgres) and Chromium, which Playwright drives headless (tests/test_page.py;
+# never `playwright install`, which would download a browser of its own).
+PACKAGES=()
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || PACKAGES+=(postgresql)
+[ -x /usr/bin/chromium ] || PACKAGES+=(chromium)
+if [ ${#PACKAGES[@]} -gt 0 ]; then
   SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${PACKAGES[@]}" >/dev/null
 fi
 # --frozen: install exactly the lock, fail rather than re-resolve; never download an interpreter.
 # --compile-bytecode: this environment (like many CI images) sets PYTHONDONTWRITEBYTECODE=1, so
