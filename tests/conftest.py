@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,6 +41,35 @@ def register(outputs: Path, overrides: list[str]):
 
     cfg = compose_train([*overrides, "cv_folds=2"], outputs)
     return promote.register_and_promote(cfg, training.run(cfg))
+
+
+@contextlib.contextmanager
+def serving(outputs: Path, *overrides: str, until: str = "/ready") -> Iterator[str]:
+    """A real `python -m obesity.serve`, as users start it, on a free loopback port with its
+    stores under `outputs`: its base URL once `until` answers 200. Its output goes to a file in
+    `outputs` (a pipe nobody reads could fill and stall it). Stopped with SIGTERM, a clean
+    shutdown (the prediction log is written)."""
+    import httpx
+
+    from obesity.stores import local_servers
+
+    port = local_servers.free_port()
+    log = outputs / f"serve-{port}.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "obesity.serve", f"paths.root={ROOT}", f"paths.outputs={outputs}",
+             f"port={port}", *overrides], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        try:
+            local_servers.wait_for(lambda: httpx.get(f"{base}{until}").status_code == 200,
+                                   "obesity.serve", proc, timeout=90)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}\n{log.read_text()[-3000:]}") from None
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
 
 
 def run_cli(args: list[str], outputs: Path, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -92,7 +123,7 @@ def swept(tmp_path_factory):
 # The longest files first: the two xdist workers take files in this order (--dist loadfile), so a
 # long file started last cannot leave one worker alone at the end.
 LONGEST_FIRST = ("test_sweep", "test_dvc_pipeline", "test_postgres", "test_serve", "test_monitor",
-                 "test_registry")
+                 "test_page", "test_registry")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

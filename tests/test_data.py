@@ -8,7 +8,7 @@ import sys
 import pandas as pd
 import pytest
 
-from obesity.data.contract import CLASSES, FEATURE_NAMES, TARGET
+from obesity.data.contract import CLASSES, FEATURE_NAMES, FEATURES, TARGET, Numeric
 from obesity.data.load import load_dataset
 from obesity.data.split import split_dataset
 from obesity.errors import DataError
@@ -39,6 +39,19 @@ def test_real_file_matches_its_dvc_pointer_and_the_contract(dataset):
     assert list(dataset.frame.columns) == [*FEATURE_NAMES, TARGET]
     assert set(dataset.frame[TARGET]) == set(CLASSES)
     assert dataset.frame.select_dtypes("number").shape[1] == 8
+
+
+def test_the_typical_person_is_the_datas_median_and_most_frequent_levels(dataset):
+    """The page's form starts from `typical`: the real file's median (to the column's step) or
+    most frequent level, inside the column's own range."""
+    raw = pd.read_csv(RAW_CSV)
+    for col in FEATURES:
+        if isinstance(col, Numeric):
+            median = raw[col.name].median()
+            assert col.typical == pytest.approx(round(median / col.step) * col.step), col.name
+            assert col.low <= col.typical <= col.high and col.description
+        else:
+            assert col.typical == raw[col.name].mode()[0] and col.typical in col.levels, col.name
 
 
 def test_exact_duplicates_are_dropped_and_counted(dataset):

@@ -28,8 +28,7 @@ from obesity.monitoring.drift import detect
 from obesity.monitoring.shifts import SHIFTS, windows
 from obesity.monitoring.window import read_window
 from obesity.serving.app import create_app
-from obesity.stores import local_servers
-from tests.conftest import RAW_CSV, ROOT, compose_serve, mlflow_client, register
+from tests.conftest import RAW_CSV, ROOT, compose_serve, mlflow_client, register, serving
 
 
 def compose_monitor(outputs: Path, *overrides: str):
@@ -240,23 +239,12 @@ def test_shifted_traffic_over_http_is_drift_and_starts_a_guarded_retrain(split, 
     """The loop: a real `python -m obesity.serve`, a shifted stream over HTTP, the monitor finds
     the drift, starts a sweep, the sweep registers a version and the guard decides."""
     register(tmp_path, ["model=rf", "model.n_estimators=60"])
-    port = local_servers.free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "obesity.serve", f"paths.root={ROOT}", f"paths.outputs={tmp_path}",
-         f"port={port}", "load_wait_s=60", "monitor.flush_interval_s=0.2"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        local_servers.wait_for(lambda: httpx.get(f"{base}/ready").status_code == 200,
-                               "obesity.serve", server, timeout=90)
-        _, older = SHIFTS["Age+15"]
-        stream = older(windows(split.X_test, 1, 300, seed=5)[0], np.random.default_rng(0))
-        with httpx.Client(base_url=base, timeout=10) as http:
-            for row in json.loads(stream.to_json(orient="records")):
-                assert http.post("/predict", json=row).status_code == 200
-    finally:
-        server.terminate()  # a clean shutdown flushes the log
-        server.wait(timeout=60)
+    _, older = SHIFTS["Age+15"]
+    stream = older(windows(split.X_test, 1, 300, seed=5)[0], np.random.default_rng(0))
+    with serving(tmp_path, "load_wait_s=60", "monitor.flush_interval_s=0.2") as base, \
+            httpx.Client(base_url=base, timeout=10) as http:
+        for row in json.loads(stream.to_json(orient="records")):
+            assert http.post("/predict", json=row).status_code == 200
     proc = run_monitor(tmp_path, "monitor=retrain",
                        "monitor.retrain=['sweep=rf','hydra.sweeper.n_trials=2','cv_folds=2',"
                        "'model.n_estimators=30']")

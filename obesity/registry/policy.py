@@ -85,11 +85,12 @@ def decide_version(client: MlflowClient, cfg: DictConfig, version: ModelVersion,
             for key, value in {**decision.evidence.tags(), "guard": reg.guard,
                                "guard_against": decision.against or ""}.items():
                 client.set_model_version_tag(reg.model_name, version.version, key, value)
+        # the card before the alias: a service that loads the new champion serves its card too
+        _write_card(client, cfg, version, model, split, decision.why)
         if decision.promote:
             set_alias(client, reg, reg.champion_alias, version.version, decision.why,
                       evidence=decision.evidence)
             champion = str(version.version)
-        _write_card(client, cfg, version, model, split, decision.why)
         client.set_model_version_tag(reg.model_name, version.version, DECIDED_TAG, decision.why)
     status = version.tags.get("validation_status", "?")
     log.info("registered %s version %s (%s, %s=%s): %s", reg.model_name, version.version,

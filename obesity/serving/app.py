@@ -1,15 +1,17 @@
 """The Litestar prediction service: strict input, one error shape, hot-swapped champion.
 
-Endpoints: POST /predict, POST /predict/batch, GET /health, /ready, /model, and the OpenAPI
-document under /schema. The model lives in a `ModelHolder` created in the lifespan; a poller
-follows the registry alias and swaps the model atomically. Inference is sync CPU work and runs in
-a worker thread, never on the event loop.
+Endpoints: POST /predict, POST /predict/batch, POST /predict/csv, GET /health, /ready, /model,
+the OpenAPI document under /schema, and GET /, a page for people (obesity.serving.page). The
+model lives in a `ModelHolder` created in the lifespan; a poller follows the registry alias and
+swaps the model atomically. Inference is sync CPU work and runs in a worker thread, never on the
+event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections import Counter
@@ -20,18 +22,21 @@ from typing import Any, NoReturn
 import anyio
 import msgspec
 import msgspec.inspect
-from litestar import Litestar, Request, Response, get, post
+from litestar import Litestar, MediaType, Request, Response, get, post
 
 # Litestar's own Struct schema plugin (private module): extended below, not rewritten.
 from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, ServiceUnavailableException
 from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
+from litestar.openapi.spec.enums import OpenAPIType
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.static_files import create_static_files_router
 from omegaconf import DictConfig
 
 from obesity.config import checks as config_checks
-from obesity.serving import metrics
+from obesity.serving import csv_table, metrics, page
 from obesity.serving.holder import ModelHolder
 from obesity.serving.prediction_log import PredictionLog
 from obesity.serving.predictors import ServedModel
@@ -156,6 +161,51 @@ def predict_batch(data: Batch, state: State, request: Request) -> BatchPredictio
     model = _current(state)
     return BatchPrediction(_predictions(model, data.rows, request),
                            ModelRef(model.name, model.version))
+
+
+@dataclasses.dataclass
+class CsvOperation(Operation):
+    """The OpenAPI operation of /predict/csv: its body is a CSV file, which Litestar's `data`
+    parameter cannot express (it would parse JSON)."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(required=True, content={csv_table.MEDIA_TYPE: OpenAPIMediaType(
+            schema=Schema(type=OpenAPIType.STRING, description=(
+                "A header line with the 16 input columns (as in the data set; others are kept), "
+                "then one line per person, at most the service's batch limit")))})
+
+
+@post("/predict/csv", status_code=200, media_type="text/csv; charset=utf-8",
+      operation_class=CsvOperation, summary="Predict a CSV file: the same file, predictions added",
+      description="Each row gets the columns `prediction` and `probability_<class>` (replaced "
+                  "if the file has them). A bad cell is named by its column and line.",
+      responses={**ERRORS, 415: ResponseSpec(ErrorBody, description="Content type is not text/csv")})
+async def predict_csv(state: State, request: Request) -> Response[str]:
+    if request.content_type[0] != csv_table.MEDIA_TYPE:
+        raise ApiError(415, f"send the file as {csv_table.MEDIA_TYPE} (got "
+                            f"{request.content_type[0] or 'none'})")
+    body = await request.body()  # over the body limit: 413 from Litestar
+    return await anyio.to_thread.run_sync(_predict_csv, state, request, body)
+
+
+def _predict_csv(state: State, request: Request, body: bytes) -> Response[str]:
+    try:
+        table = csv_table.read(body, state.cfg.batch_limit)
+    except csv_table.CsvRejected as rejected:
+        raise ApiError(rejected.status, rejected.detail, rejected.errors) from None
+    model = _current(state)
+    answers = _predictions(model, table.persons, request)
+    return Response(csv_table.write(table, answers), media_type="text/csv; charset=utf-8",
+                    headers={"x-model-name": model.name, "x-model-version": model.version})
+
+
+@get("/", sync_to_thread=False, media_type=MediaType.HTML, include_in_schema=False)
+def index(state: State) -> Response[str]:
+    """The page for people: a form from the data contract, a CSV upload, the served version."""
+    holder = state.holder
+    return Response(page.render(holder.current, holder.problem or no_model_detail(state.cfg),
+                                state.cfg.batch_limit),
+                    headers={"content-security-policy": page.CSP})
 
 
 @get("/health", sync_to_thread=False, summary="The process is alive")
@@ -287,7 +337,10 @@ def create_app(cfg: DictConfig) -> Litestar:
             if prediction_log is not None:  # a clean shutdown writes every answered row
                 await anyio.to_thread.run_sync(prediction_log.stop)
 
-    handlers: list[Any] = [predict, predict_batch, health, ready, model_info, model_card]
+    handlers: list[Any] = [predict, predict_batch, predict_csv, health, ready, model_info,
+                           model_card, index,
+                           create_static_files_router("/static", [page.STATIC_DIR],
+                                                      include_in_schema=False)]
     middleware: list[Any] = [RequestIdMiddleware]
     if cfg.monitor.metrics:
         prometheus = PrometheusConfig(app_name="obesity", prefix="obesity_http", group_path=True,

@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 from obesity.errors import ModelRefused, RegistryError
 from obesity.serving import metrics
 from obesity.serving.predictors import ServedModel, first_line, load
-from obesity.stores import locations
+from obesity.stores import locations, locks
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ class ModelHolder:
         self._logged: str | None = None  # the last problem logged: each is logged once
         self._refused: str | None = None  # the version the alias names that was refused
         self._refreshing = threading.Lock()
+        self._opened = False  # the store was opened once (MLflow keeps it, migrated, per process)
 
     def refresh(self) -> bool:
         """Load the version the alias names if it is not the one served; True when swapped."""
@@ -100,6 +101,11 @@ class ModelHolder:
         if not locations.check_sqlite(self.cfg.registry.tracking_uri, "MLflow store", create=False):
             return None  # nothing was ever stored there: no model yet
         try:
+            if not self._opened:  # a store being created right now must not be migrated twice
+                with locks.creation_lock(self.cfg.registry):
+                    client = MlflowClient()
+                    client.search_registered_models(max_results=1)  # opens (migrates) the store
+                self._opened = True
             return MlflowClient().get_model_version_by_alias(self.cfg.model_name, self.cfg.alias)
         except MlflowException as exc:
             if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):

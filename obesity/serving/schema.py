@@ -23,8 +23,8 @@ MAX_MESSAGE = 80  # characters of a client's value echoed back in an error messa
 
 def _field_type(column: Numeric | Categorical) -> Any:
     if isinstance(column, Numeric):
-        return Annotated[float, Meta(ge=column.low, le=column.high,
-                                     description=column.description or column.name)]
+        words = f"{column.description} ({column.scale})" if column.scale else column.description
+        return Annotated[float, Meta(ge=column.low, le=column.high, description=words)]
     return Annotated[Literal[column.levels], Meta(description=column.description or column.name)]
 
 
@@ -86,9 +86,10 @@ class Health(msgspec.Struct):
     status: str
 
 
-class FieldError(msgspec.Struct):
+class FieldError(msgspec.Struct, omit_defaults=True):
     field: str
     message: str
+    line: int | None = None  # the line of an uploaded CSV file (POST /predict/csv)
 
 
 class ErrorBody(msgspec.Struct):
