@@ -11,7 +11,8 @@ Also the batch over ONE connection, next to the same rows through ONNX Runtime i
 (the champion's twin, the service's own feeding code): what HTTP, JSON and validation add
 (goal, issue 12: p50 <= 2x in-process). And the service with its prediction log and /metrics
 on (the default) next to the same service with both off, single rows (goal, issue 15: >= 90% of
-the throughput, p99 <= 20 ms), with each server's own CPU time a request (from /proc).
+the throughput, p99 <= 20 ms), with each server's own CPU time a request (from /proc). And the
+page (issue 17): its bytes, GET / under load, the batch as a CSV file next to the JSON batch.
 """
 
 from __future__ import annotations
@@ -57,8 +58,9 @@ def wait_ready(url: str, proc: subprocess.Popen) -> None:
     local_servers.wait_for(lambda: httpx.get(url, timeout=2).status_code == 200, url, proc)
 
 
-def request_bytes(port: int, path: str, body: bytes) -> bytes:
-    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+def request_bytes(port: int, path: str, body: bytes, content_type: str = "application/json",
+                  method: str = "POST") -> bytes:
+    head = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: {content_type}\r\n"
             f"Content-Length: {len(body)}\r\n\r\n")
     return head.encode() + body
 
@@ -125,6 +127,33 @@ def in_process_onnx_ms(outputs: Path, rows: list[dict], repeats: int = 30) -> fl
         predictor.predict(objects)
         walls.append((time.perf_counter() - tick) * 1e3)
     return statistics.median(walls)
+
+
+def page_figures(port: int, rows: list[dict], batch: dict, seconds: float) -> None:
+    """The page's cost (issue 17): its bytes, GET / under load, and the same rows as a CSV file
+    (POST /predict/csv, what the page's upload sends) next to the JSON batch."""
+    import csv
+    import io
+
+    import httpx
+
+    base = f"http://127.0.0.1:{port}"
+    sizes = {path: len(httpx.get(base + path).content)
+             for path in ("/", "/static/page.js", "/static/page.css")}
+    page = load(port, request_bytes(port, "/", b"", method="GET"), seconds, 8)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    as_csv = load(port, request_bytes(port, "/predict/csv", out.getvalue().encode(), "text/csv"),
+                  seconds, 1)
+    each = ", ".join(f"{path} {n / 1024:.1f}" for path, n in sizes.items())
+    print(f"the page: {sum(sizes.values()) / 1024:.1f} KiB in all ({each}); "
+          f"GET / {page['rps']:.0f} req/s over 8 connections, p50 {page['p50']:.2f} ms, "
+          f"p99 {page['p99']:.2f} ms ({page['errors']} errors)")
+    print(f"{len(rows)} rows as CSV (POST /predict/csv), one connection: p50 {as_csv['p50']:.1f} ms, "
+          f"p99 {as_csv['p99']:.1f} ms ({as_csv['errors']} errors); "
+          f"{as_csv['p50'] / batch['p50']:.2f}x the JSON batch's p50")
 
 
 def main() -> None:
@@ -211,6 +240,7 @@ def main() -> None:
         print(f"\n{args.batch}-row batch, one connection: obesity.serve p50 {alone['p50']:.1f} ms, "
               f"p99 {alone['p99']:.1f} ms; ONNX Runtime in-process {onnx_ms:.1f} ms (median); "
               f"p50 / in-process = {alone['p50'] / onnx_ms:.2f}x")
+        page_figures(ours, many, alone, args.seconds)
     finally:
         for proc in servers.values():
             proc.terminate()

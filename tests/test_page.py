@@ -8,8 +8,10 @@ saved as a screenshot in the test's tmp dir.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import sqlite3
 import time
 from pathlib import Path
 
@@ -283,7 +285,8 @@ def as_text(frame) -> str:
     return frame.to_csv(index=False)
 
 
-def test_csv_keeps_the_file_and_replaces_earlier_predictions(server, champion, people):
+def test_csv_keeps_the_file_and_replaces_earlier_predictions(server, champion, people, store):
+    logged = prediction_log_rows(store)
     first = post_csv(server, "\ufeff" + as_text(people.head(3)).replace("\n", "\r\n"))  # BOM, CRLF
     assert first.status_code == 200, first.text
     assert first.headers["content-type"].startswith("text/csv")
@@ -292,6 +295,19 @@ def test_csv_keeps_the_file_and_replaces_earlier_predictions(server, champion, p
     assert again.status_code == 200 and again.text == first.text
     rows = list(csv.reader(io.StringIO(first.text)))
     assert rows[0] == [*people.columns, *OUTPUTS] and len(rows) == 4
+    deadline = time.monotonic() + 10  # the log writes every second: both files' rows arrive
+    while prediction_log_rows(store) < logged + 6:
+        assert time.monotonic() < deadline, (logged, prediction_log_rows(store))
+        time.sleep(0.2)
+
+
+def prediction_log_rows(store: Path) -> int:
+    """Rows in the service's prediction log (its default: predictions.db beside the stores)."""
+    path = store / "predictions.db"
+    if not path.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return db.execute("SELECT count(*) FROM predictions").fetchone()[0]
 
 
 def test_csv_problems_are_named_by_line_and_column(server, champion, people):
@@ -321,6 +337,7 @@ def test_csv_problems_are_named_by_line_and_column(server, champion, people):
     (",".join(FEATURE_NAMES).encode() + b"\n", 400, "no rows"),
     (b"Gender,Age\n\xff\xfe\n", 400, "not UTF-8"),
     (b'Gender,"Age\n', 400, "not CSV"),
+    (";".join(FEATURE_NAMES).encode() + b"\nFemale;21\n", 400, "separated by ';'"),
 ])
 def test_csv_that_is_not_a_table_is_a_clear_400(server, champion, body, status, says):
     response = post_csv(server, body)

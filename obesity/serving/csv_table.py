@@ -89,6 +89,10 @@ def _header(reader: csv.Reader) -> tuple[list[str], dict[str, int]]:  # type: ig
         raise CsvRejected(400, "the file is empty: send a header line with the 16 input columns "
                                "(as in the data set), then one line per person")
     line = reader.line_num
+    if len(header) == 1 and (sep := next((c for c in ";\t|" if c in header[0]), None)):
+        raise CsvRejected(400, f"line {line}: the columns are separated by {sep!r}: send the file "
+                               "comma-separated, as the data set is",
+                          [FieldError("header", f"separated by {sep!r}, not by commas", line)])
     errors = [FieldError(name, "column missing from the header", line)
               for name in FEATURE_NAMES if name not in header]
     errors += [FieldError(clip(name), "column named twice in the header", line)
