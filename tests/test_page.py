@@ -198,17 +198,21 @@ def test_a_bad_value_is_shown_at_its_field(page, server, champion, tmp_path):
     page.goto(server)
     page.fill("#f-Height", "175")  # centimetres where the contract says metres
     page.fill("#f-Age", "")
+    page.fill("#f-Weight", "")
+    page.type("#f-Weight", "83e")  # not a number: the browser keeps no value; the page says so
     page.click("#person button[type=submit]")
     page.wait_for_selector("#e-Height:not([hidden])")
     assert "2.5" in page.inner_text("#e-Height") and "175" in page.inner_text("#e-Height")
     assert page.get_attribute("#f-Height", "aria-invalid") == "true"
     assert "missing" in page.inner_text("#e-Age")
-    assert page.locator(".error:not([hidden])").count() == 2  # only the fields at fault
+    assert page.inner_text("#e-Weight") == "not a number"
+    assert page.locator(".error:not([hidden])").count() == 3  # only the fields at fault
     assert page.evaluate("document.activeElement.id") in ("f-Age", "f-Height")
     assert page.locator("#prediction").count() == 0
     shot(page, tmp_path, "bad-value")
     page.fill("#f-Height", "1.75")  # mended: the errors go, the answer comes
     page.fill("#f-Age", "30")
+    page.fill("#f-Weight", "83.5")
     page.click("#person button[type=submit]")
     page.wait_for_selector("#prediction")
     assert page.locator(".error:not([hidden])").count() == 0

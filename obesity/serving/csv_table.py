@@ -55,6 +55,7 @@ def read(body: bytes, limit: int) -> Table:
         header, where = _header(reader)
         records: list[list[str]] = []
         lines: list[int] = []
+        values: list[dict[str, object]] = []
         errors: list[FieldError] = []
         for record in reader:
             if not any(cell.strip() for cell in record):
@@ -64,19 +65,28 @@ def read(body: bytes, limit: int) -> Table:
                                        f"{reader.line_num} is row {limit + 1})")
             records.append(record)
             lines.append(reader.line_num)
-            errors += _record_errors(record, header, where, reader.line_num)
+            row, unread = _cells(record, header, where, reader.line_num)
+            values.append(row)
+            errors += unread
     except csv.Error as exc:
         raise CsvRejected(400, f"line {reader.line_num}: not CSV: {exc}",
                           [FieldError("row", f"not CSV: {exc}", reader.line_num)]) from None
     if not records:
         raise CsvRejected(400, "the file has a header but no rows")
-    if errors:
-        shown = "" if len(errors) <= MAX_ERRORS else f"; the first {MAX_ERRORS} are listed"
-        problems = f"{len(errors)} problem{'s' if len(errors) > 1 else ''}"
-        raise CsvRejected(400, f"invalid rows: {problems} in {len(records)} rows{shown}",
-                          errors[:MAX_ERRORS])
-    persons = [msgspec.convert(_values(r, where), Person) for r in records]
-    return Table(header, records, lines, persons)
+    if not errors:
+        try:  # every row at once; only a file msgspec refuses is walked cell by cell
+            persons = msgspec.convert(values, list[Person])  # type: ignore[valid-type]
+            return Table(header, records, lines, persons)
+        except msgspec.ValidationError:
+            pass
+    for row, line in zip(values, lines, strict=True):
+        errors += [FieldError(e.field, e.message, line) for e in person_errors(row)
+                   if e.field in row]  # ranges, levels, finite numbers of the cells that parsed
+    errors.sort(key=lambda e: (e.line or 0, where.get(e.field, -1)))
+    shown = "" if len(errors) <= MAX_ERRORS else f"; the first {MAX_ERRORS} are listed"
+    problems = f"{len(errors)} problem{'s' if len(errors) > 1 else ''}"
+    raise CsvRejected(400, f"invalid rows: {problems} in {len(records)} rows{shown}",
+                      errors[:MAX_ERRORS])
 
 
 def _header(reader: csv.Reader) -> tuple[list[str], dict[str, int]]:  # type: ignore[name-defined]
@@ -102,16 +112,12 @@ def _header(reader: csv.Reader) -> tuple[list[str], dict[str, int]]:  # type: ig
     return header, {name: header.index(name) for name in FEATURE_NAMES}
 
 
-def _values(record: list[str], where: dict[str, int]) -> dict[str, object]:
-    return {name: float(record[i]) if name in NUMERIC_FEATURES else record[i]
-            for name, i in where.items()}
-
-
-def _record_errors(record: list[str], header: list[str], where: dict[str, int],
-                   line: int) -> list[FieldError]:
-    """Every problem of one record: its width, then each input cell against the contract."""
+def _cells(record: list[str], header: list[str], where: dict[str, int],
+           line: int) -> tuple[dict[str, object], list[FieldError]]:
+    """One record's input values (numbers parsed) and what could not be read: a record of the
+    wrong width, a numeric cell that is not a number."""
     if len(record) != len(header):
-        return [FieldError("row", f"{len(record)} cells, the header has {len(header)}", line)]
+        return {}, [FieldError("row", f"{len(record)} cells, the header has {len(header)}", line)]
     errors: list[FieldError] = []
     values: dict[str, object] = {}
     for name, i in where.items():
@@ -124,9 +130,7 @@ def _record_errors(record: list[str], header: list[str], where: dict[str, int],
         except ValueError:
             problem = "missing value" if not cell.strip() else f"not a number (got {clip(repr(cell))})"
             errors.append(FieldError(name, problem, line))
-    checked = person_errors(values)  # the cells that parsed: ranges, levels, finite numbers
-    errors += [FieldError(e.field, e.message, line) for e in checked if e.field in values]
-    return sorted(errors, key=lambda e: where.get(e.field, -1))
+    return values, errors
 
 
 def write(table: Table, answers: Sequence[RowPrediction]) -> str:

@@ -57,7 +57,9 @@ function fieldError(name, message) {
 }
 
 function showErrors(status, answer, local) {
-  const errors = [...local, ...((answer && answer.errors) || [])];
+  // a field the browser could not read as a number was not sent: the API's "missing" is not news
+  const unread = new Set(local.map(({field}) => field));
+  const errors = [...local, ...((answer && answer.errors) || []).filter(({field}) => !unread.has(field))];
   const items = errors.map(({field, message}) => {
     fieldError(field, message);
     return el("li", {}, el("code", {}, field), `: ${message}`);
@@ -116,8 +118,8 @@ person.addEventListener("submit", async (event) => {
   const local = [];
   for (const name of contract.columns) {
     const input = person.elements[name];
-    if (input.validity && input.validity.badInput) {  // e.g. "1,7": the browser keeps no value
-      local.push({field: name, message: "not a number (use a point for decimals)"});
+    if (input.validity && input.validity.badInput) {  // e.g. "83e": the browser keeps no value
+      local.push({field: name, message: "not a number"});
       continue;
     }
     const value = input.value.trim();
