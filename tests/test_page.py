@@ -25,6 +25,7 @@ from obesity.data.split import split_of
 from obesity.serving.page import GROUPS, words
 from tests.conftest import compose_serve, register, serving
 
+pytestmark = pytest.mark.slow  # a real service, a real browser: ~25 s
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; never a browser Playwright downloads
 BATCH_LIMIT = 60
 OUTPUTS = ["prediction", *(f"probability_{c}" for c in CLASSES)]
