@@ -18,7 +18,8 @@ function el(tag, attributes = {}, ...children) {
 }
 
 async function send(path, body, type) {
-  // {status, answer}: the parsed body (JSON, or the text of a CSV), or null on a network failure
+  // {status, answer, headers}: the body parsed (JSON) or as text (a CSV); status 0 when the
+  // service did not answer at all
   let response;
   try {
     response = await fetch(path, {method: "POST", headers: {"content-type": type}, body});
