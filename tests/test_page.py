@@ -353,5 +353,7 @@ def test_csv_limits_and_content_type(server, champion, people):
     many = people.sample(BATCH_LIMIT + 1, replace=True, random_state=0)
     response = post_csv(server, as_text(many))
     assert response.status_code == 413 and f"at most {BATCH_LIMIT} rows" in response.json()["detail"]
+    huge = post_csv(server, "x" * 2_000_001)  # over the default body_limit_bytes
+    assert huge.status_code == 413 and "limit of 2,000,000 bytes" in huge.json()["detail"]
     wrong = post_csv(server, as_text(people.head(2)), "application/json")
     assert wrong.status_code == 415 and "text/csv" in wrong.json()["detail"]

@@ -134,8 +134,8 @@ def test_every_bad_input_is_a_4xx_in_one_shape(registry, test_rows):
         assert status == 400
         status, body = post("/predict", json={**good[0], "MTRANS": "x" * 15000})
         assert status == 400 and len(json.dumps(body)) < 1000  # the value is not echoed whole
-        status, _ = post("/predict", content=b"x" * 30000, headers={"content-type": "application/json"})
-        assert status == 413
+        status, body = post("/predict", content=b"x" * 30000, headers={"content-type": "application/json"})
+        assert status == 413 and "limit of 20,000 bytes (body_limit_bytes)" in body["detail"]
         status, _ = post("/predict", content=json.dumps(good[0]).encode(),
                          headers={"content-type": "text/plain"})
         assert status == 415

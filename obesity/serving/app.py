@@ -254,8 +254,11 @@ def http_error(request: Request, exc: HTTPException) -> Response[ErrorBody]:
     errors = exc.extra if isinstance(exc.extra, list) else []
     errors = [e if isinstance(e, FieldError)
               else FieldError(str(e.get("key", "")), str(e.get("message", ""))) for e in errors]
-    status = exc.status_code
-    body = ErrorBody(status, HTTPStatus(status).phrase, exc.detail, errors)
+    status, detail = exc.status_code, exc.detail
+    if status == 413 and detail == HTTPStatus(413).phrase:  # Litestar's body limit: say which
+        detail = (f"the body is over this service's limit of {request.app.state.body_limit:,} "
+                  f"bytes (body_limit_bytes)")
+    body = ErrorBody(status, HTTPStatus(status).phrase, detail, errors)
     return Response(body, status_code=status, headers=exc.headers)
 
 
@@ -352,7 +355,8 @@ def create_app(cfg: DictConfig) -> Litestar:
         lifespan=[model_lifespan],
         # what requests read, as plain values: an OmegaConf access (interpolations are parsed
         # on every read) cost GET / 0.7 ms of CPU
-        state=State({"cfg": cfg, "batch_limit": cfg.batch_limit, "no_model": no_model_detail(cfg)}),
+        state=State({"cfg": cfg, "batch_limit": cfg.batch_limit, "body_limit": cfg.body_limit_bytes,
+                     "no_model": no_model_detail(cfg)}),
         request_max_body_size=cfg.body_limit_bytes,
         exception_handlers={HTTPException: http_error, Exception: internal_error},
         plugins=[StrictStructSchemaPlugin()],
