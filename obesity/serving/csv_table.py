@@ -38,7 +38,6 @@ class CsvRejected(ValueError):
 class Table:
     header: list[str]
     records: list[list[str]]  # the cells as sent
-    lines: list[int]  # where each record ends in the file (1 = the header's line)
     persons: list[Person]  # type: ignore[valid-type]
 
 
@@ -54,7 +53,7 @@ def read(body: bytes, limit: int) -> Table:
     try:
         header, where = _header(reader)
         records: list[list[str]] = []
-        lines: list[int] = []
+        lines: list[int] = []  # where each record ends in the file (1 = the header's line)
         values: list[dict[str, object]] = []
         errors: list[FieldError] = []
         for record in reader:
@@ -76,7 +75,7 @@ def read(body: bytes, limit: int) -> Table:
     if not errors:
         try:  # every row at once; only a file msgspec refuses is walked cell by cell
             persons = msgspec.convert(values, list[Person])  # type: ignore[valid-type]
-            return Table(header, records, lines, persons)
+            return Table(header, records, persons)
         except msgspec.ValidationError:
             pass
     for row, line in zip(values, lines, strict=True):

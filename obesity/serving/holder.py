@@ -101,12 +101,12 @@ class ModelHolder:
         if not locations.check_sqlite(self.cfg.registry.tracking_uri, "MLflow store", create=False):
             return None  # nothing was ever stored there: no model yet
         try:
+            client = MlflowClient()
             if not self._opened:  # a store being created right now must not be migrated twice
                 with locks.creation_lock(self.cfg.registry):
-                    client = MlflowClient()
                     client.search_registered_models(max_results=1)  # opens (migrates) the store
                 self._opened = True
-            return MlflowClient().get_model_version_by_alias(self.cfg.model_name, self.cfg.alias)
+            return client.get_model_version_by_alias(self.cfg.model_name, self.cfg.alias)
         except MlflowException as exc:
             if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
                 return None

@@ -164,12 +164,15 @@ with the prediction and the probability of each class added.</p>
 """
 
 
+# What the script needs of the contract, as JSON in a data block ("</" escaped: no value can
+# close the script element)
+CONTRACT = json.dumps({"classes": {c: words(c) for c in CLASSES},
+                       "columns": [c.name for c in FEATURES],
+                       "numeric": [c.name for c in FEATURES if isinstance(c, Numeric)]}
+                      ).replace("</", "<\\/")
+
+
 def render(model: ServedModel | None, problem: str, batch_limit: int) -> str:
     """The page for the model served now (None: the page says why and how to get one)."""
-    contract = {"classes": {c: words(c) for c in CLASSES},
-                "columns": [c.name for c in FEATURES],
-                "numeric": [c.name for c in FEATURES if isinstance(c, Numeric)]}
-    # JSON in a data block: "</" escaped so no value can close the script element
-    data = json.dumps(contract).replace("</", "<\\/")
-    return PAGE.format(contract=data, form=FORM, limit=batch_limit,
+    return PAGE.format(contract=CONTRACT, form=FORM, limit=batch_limit,
                        status=_status(model, problem), model=_model(model))

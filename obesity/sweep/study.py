@@ -56,7 +56,6 @@ class ResumableSweeperImpl(OptunaSweeperImpl):
     exactly by any number of concurrent workers."""
 
     sampler_factory: Any = None
-    pruning = False  # trials report folds and may stop (StudySweeper sets it from its pruner)
     warm_start = True  # a new study's first trial: the champion's parameters
 
     def sweep(self, arguments: list[str]) -> None:

@@ -38,6 +38,8 @@ class StudySweeper(OptunaSweeper):
                  n_trials: int, n_jobs: int, max_failure_rate: float,
                  custom_search_space: Any, params: Any, pruner: Any = None,
                  warm_start: bool = True) -> None:
+        # `pruner` is not used here: each trial reads it from its Hydra config and asks the
+        # study itself (obesity/sweep/pruning.py); the sweeper only tells PRUNED apart
         from obesity.sweep.study import ResumableSweeperImpl
 
         sampler_cfg = OmegaConf.create(OmegaConf.to_container(sampler, resolve=True)) if sampler else None
@@ -46,7 +48,6 @@ class StudySweeper(OptunaSweeper):
             max_failure_rate, custom_search_space, params,
         )
         self.sweeper.sampler_factory = _seeded_factory(sampler_cfg)
-        self.sweeper.pruning = pruner_active(pruner)
         self.sweeper.warm_start = warm_start
 
 
