@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import hypothesis
@@ -27,6 +29,9 @@ from obesity.data.load import file_md5
 from obesity.data.split import split_of
 from obesity.registry import aliases
 from obesity.serving.app import create_app
+from obesity.serving.holder import ModelHolder
+from obesity.stores import locks
+from obesity.stores.locations import sqlite_path
 from tests.conftest import RAW_CSV, ROOT, compose_serve, mlflow_client, register, serving
 
 MODEL = "obesity_full"
@@ -160,6 +165,30 @@ def test_without_a_champion_the_service_starts_and_says_how_to_get_one(tmp_path,
             time.sleep(0.2)
         assert client.get("/ready").json() == {"name": MODEL, "version": "1"}
         assert client.post("/predict", json=row).status_code == 200
+
+
+def test_a_store_being_created_is_waited_for_not_migrated_a_second_time(tmp_path):
+    """MLflow migrates a fresh store in MlflowClient's constructor. While another process creates
+    the store (it holds the creation lock; its file exists, empty), the service's poll waits for
+    it: migrating the same file at once fails with `table ... already exists` (CI saw it)."""
+    cfg = compose_serve(tmp_path)
+    database = sqlite_path(cfg.registry.tracking_uri)
+    database.parent.mkdir(parents=True, exist_ok=True)
+    sqlite3.connect(database).close()  # what the creating process has done so far
+
+    def tables() -> list[str]:
+        with contextlib.closing(sqlite3.connect(database)) as connection:
+            return [name for (name,) in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")]
+
+    holder = ModelHolder(cfg)
+    with ThreadPoolExecutor(1) as pool:
+        with locks.creation_lock(cfg.registry):  # another thread's flock excludes like a process's
+            poll = pool.submit(holder.refresh)
+            time.sleep(1.5)
+            assert not poll.done() and tables() == []  # waiting, and nothing migrated meanwhile
+        assert poll.result(timeout=60) is False  # then the store is opened: no model in it yet
+    assert "registered_models" in tables() and holder.problem is None
 
 
 @pytest.fixture(scope="module")

@@ -40,8 +40,6 @@ class Check:
 
 def run(cfg: DictConfig, out_dir: Path) -> Check:
     """Check `cfg.model_name` at `cfg.alias` (or `cfg.version`) against its logged traffic."""
-    from mlflow.tracking import MlflowClient
-
     from obesity.config.checks import check
     from obesity.monitoring.window import read_window
     from obesity.registry.policy import run_of
@@ -49,9 +47,8 @@ def run(cfg: DictConfig, out_dir: Path) -> Check:
 
     check(cfg)
     reg, m = cfg.registry, cfg.monitor
-    tracking.use_stores(reg)
-    client = MlflowClient()
     with tracking.store_errors(reg):
+        client = tracking.client(reg)
         version = _version(client, cfg)
         trained = tracking.run_config(run_of(version))
     inputs = feature_columns(trained.data)

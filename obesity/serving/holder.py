@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 from obesity.errors import ModelRefused, RegistryError
 from obesity.serving import metrics
 from obesity.serving.predictors import ServedModel, first_line, load
-from obesity.stores import locations, locks
+from obesity.stores import locations
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,6 @@ class ModelHolder:
         self._logged: str | None = None  # the last problem logged: each is logged once
         self._refused: str | None = None  # the version the alias names that was refused
         self._refreshing = threading.Lock()
-        self._opened = False  # the store was opened once (MLflow keeps it, migrated, per process)
 
     def refresh(self) -> bool:
         """Load the version the alias names if it is not the one served; True when swapped."""
@@ -93,7 +92,6 @@ class ModelHolder:
     def _alias_version(self) -> Any:
         """The version the alias names; None when there is none (or no store yet)."""
         from mlflow.exceptions import MlflowException
-        from mlflow.tracking import MlflowClient
 
         from obesity.stores import tracking
 
@@ -101,11 +99,7 @@ class ModelHolder:
         if not locations.check_sqlite(self.cfg.registry.tracking_uri, "MLflow store", create=False):
             return None  # nothing was ever stored there: no model yet
         try:
-            client = MlflowClient()
-            if not self._opened:  # a store being created right now must not be migrated twice
-                with locks.creation_lock(self.cfg.registry):
-                    client.search_registered_models(max_results=1)  # opens (migrates) the store
-                self._opened = True
+            client = tracking.client(self.cfg.registry)  # waits while another process creates it
             return client.get_model_version_by_alias(self.cfg.model_name, self.cfg.alias)
         except MlflowException as exc:
             if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):

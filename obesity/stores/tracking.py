@@ -53,6 +53,24 @@ def use_stores(registry_cfg: DictConfig) -> str:
     return uri
 
 
+_OPENED: set[str] = set()  # stores this process has opened (MLflow keeps them, migrated)
+
+
+def client(registry_cfg: DictConfig) -> MlflowClient:
+    """An MlflowClient on the configured store.
+
+    MLflow opens the store in the client's constructor, and migrates a fresh (empty) one there:
+    the first client of a process is made under the creation lock, so a process opening the
+    store while another creates it waits instead of migrating it twice."""
+    uri = use_stores(registry_cfg)
+    if uri in _OPENED:
+        return MlflowClient()
+    with locks.creation_lock(registry_cfg):
+        opened = MlflowClient()
+    _OPENED.add(uri)
+    return opened
+
+
 def setup(registry_cfg: DictConfig) -> str:
     """Point MLflow at the configured store and return the experiment id (created if missing).
 
@@ -72,17 +90,17 @@ _EXPERIMENT_IDS: dict[tuple, str] = {}
 
 
 def _experiment_id(registry_cfg: DictConfig) -> str:
-    client = MlflowClient()
-    experiment = client.get_experiment_by_name(registry_cfg.experiment)
+    mlflow_client = client(registry_cfg)  # setup holds the creation lock: re-entrant
+    experiment = mlflow_client.get_experiment_by_name(registry_cfg.experiment)
     if experiment is not None:
         return experiment.experiment_id
     artifact_location = None
     if registry_cfg.artifact_root:
         artifact_location = Path(registry_cfg.artifact_root).resolve().as_uri()
     try:
-        return client.create_experiment(registry_cfg.experiment, artifact_location=artifact_location)
+        return mlflow_client.create_experiment(registry_cfg.experiment, artifact_location=artifact_location)
     except MlflowException:  # another process created it in the meantime
-        experiment = client.get_experiment_by_name(registry_cfg.experiment)
+        experiment = mlflow_client.get_experiment_by_name(registry_cfg.experiment)
         if experiment is None:  # created and deleted meanwhile: the next run creates it
             raise
         return experiment.experiment_id

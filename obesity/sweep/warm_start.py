@@ -19,15 +19,13 @@ log = logging.getLogger(__name__)
 def enqueue_champion(study: optuna.Study, config: DictConfig, space: dict[str, Any]) -> None:
     """Enqueue the champion's parameters as `study`'s first trial (and say so), if there is one
     for this model and data; a store that cannot be read only means no warm start."""
-    from mlflow.tracking import MlflowClient
 
     from obesity.registry.aliases import alias_version
     from obesity.stores import tracking
 
     reg = config.registry
     try:
-        tracking.use_stores(reg)
-        champion = alias_version(MlflowClient(), reg.model_name, reg.champion_alias)
+        champion = alias_version(tracking.client(reg), reg.model_name, reg.champion_alias)
         if champion is None or not champion.run_id:
             return
         family = (champion.tags.get("model"), champion.tags.get("data"))
