@@ -70,8 +70,14 @@ def test_sweep_logs_one_tree_and_registers_a_champion(swept):
     assert "baseline_cv_f1_macro_mean" in parent.data.metrics
     refit = client.get_run(version.run_id)
     assert refit.data.tags["mlflow.parentRunId"] == parent.info.run_id
-    # the refit is the best trial's exact config: same CV score, now with a test score
+    # the refit is the best trial's exact config (model and data params), its CV the trial's
+    # record (not fitted twice), now with a test score
+    [best_trial] = [r for r in trial_runs if r.data.tags["trial"] == str(best)]
+    assert refit.data.tags["cv_of"] == best_trial.info.run_id
+    assert {k: v for k, v in refit.data.params.items() if k.startswith(("model.", "data."))} == \
+        {k: v for k, v in best_trial.data.params.items() if k.startswith(("model.", "data."))}
     assert refit.data.metrics["cv_f1_macro_mean"] == study.best_value
+    assert "test_f1_macro" in refit.data.metrics
     assert "n_trials=3 trials finished; running 3 more" in proc.stderr
 
 

@@ -130,3 +130,40 @@ def test_the_returned_model_is_fitted_or_none(tmp_path):
     cv_only = training.run(compose_train(["model=lr", "cv_folds=2", "log_model=false",
                                           "evaluate_test=false"], tmp_path))
     assert cv_only.model is None  # never an unfitted pipeline posing as the model
+
+
+def test_a_refit_reuses_its_runs_cv_only_when_it_is_the_same_cv(tmp_path, monkeypatch):
+    """A refit (`cv_of`, a sweep's end) takes the run's recorded CV: its figures, no fold fitted
+    again. Another data file, other folds or a seed, or a pruned run's partial CV are fitted."""
+    from obesity.model import evaluate
+    from obesity.training import cv_record
+
+    base = ["model=lr", "cv_folds=2", "log_model=false", "evaluate_test=false"]
+    first = training.run(compose_train(base, tmp_path))
+    cv = {k: v for k, v in first.metrics.items() if k.startswith("cv_")}
+    client = mlflow_client(tmp_path)
+    fit_cv = evaluate.cross_validate
+
+    def refused(*args, **kwargs):
+        raise AssertionError("the refit fitted its CV again")
+
+    monkeypatch.setattr(evaluate, "cross_validate", refused)
+    reused = training.run(compose_train(base, tmp_path), cv_of=first.run_id)
+    assert {k: reused.metrics[k] for k in cv} == cv
+    assert client.get_run(reused.run_id).data.tags[cv_record.TAG] == first.run_id
+    monkeypatch.setattr(evaluate, "cross_validate", fit_cv)
+
+    # the same rows in a file with other bytes: fitted again, to exactly the recorded figures
+    copy = tmp_path / "copy.csv"
+    copy.write_bytes(RAW_CSV.read_bytes() + b"\n")
+    refit = training.run(compose_train([*base, f"data.path={copy}"], tmp_path), cv_of=first.run_id)
+    assert {k: refit.metrics[k] for k in cv} == cv
+    for changed in ([*base[:1], "cv_folds=3", *base[2:]], [*base, "seed=7"]):
+        other = training.run(compose_train(changed, tmp_path), cv_of=first.run_id)
+        assert other.metrics["cv_f1_macro_mean"] != cv["cv_f1_macro_mean"]
+    pruned = training.run(compose_train(base, tmp_path), on_fold=lambda fold, score: True)
+    assert pruned.pruned and pruned.folds == 1
+    after_pruned = training.run(compose_train(base, tmp_path), cv_of=pruned.run_id)
+    assert after_pruned.folds == 2 and after_pruned.metrics == pytest.approx(first.metrics, abs=0)
+    for result in (refit, other, after_pruned):
+        assert cv_record.TAG not in client.get_run(result.run_id).data.tags

@@ -46,7 +46,9 @@ def promote_run(cfg: DictConfig, best_run: Run, sweep_run_id: str | None = None)
             **{f"refit_of_{k}": v for k, v in best_run.data.tags.items() if k == "trial"},
             **{k: v for k, v in best_run.data.tags.items() if k == "study"}}
     overrides = split_overrides(best_run.data.params.get("overrides", ""))
-    result = training.run(refit_cfg, overrides=overrides, parent_run_id=sweep_run_id, tags=tags)
+    # its CV is the run's own (same config, data and folds): reused, not fitted again
+    result = training.run(refit_cfg, overrides=overrides, parent_run_id=sweep_run_id, tags=tags,
+                          cv_of=best_run.info.run_id)
     return register_and_promote(refit_cfg, result, sweep_run_id=sweep_run_id, extra_tags=tags)
 
 

@@ -45,12 +45,15 @@ class TrainResult:
 
 def run(cfg: DictConfig, overrides: list[str] | None = None, parent_run_id: str | None = None,
         tags: dict[str, str] | None = None,
-        on_fold: Callable[[int, float], bool] | None = None) -> TrainResult:
+        on_fold: Callable[[int, float], bool] | None = None,
+        cv_of: str | None = None) -> TrainResult:
     """Train, evaluate and record one configuration. The single code path of every entrypoint.
 
     `parent_run_id` nests the run under a sweep's parent run; `tags` are added to the run's.
     `on_fold(fold, objective so far)` (a sweep trial with a pruner): called after each CV fold,
     True stops the run there; it ends FINISHED, tagged `pruned`, with the folds' scores.
+    `cv_of`: the run whose resolved config `cfg` is (a refit's): its recorded CV is reused when
+    it is this CV (training.cv_record), and the run is tagged `cv_of` with its id.
     """
     config_checks.check(cfg)  # ranges and references, before anything is read or opened
     timings: dict[str, float] = {}
@@ -65,6 +68,7 @@ def run(cfg: DictConfig, overrides: list[str] | None = None, parent_run_id: str 
 
     from obesity.model import evaluate, pipeline
     from obesity.stores import tracking
+    from obesity.training import cv_record
 
     timings["imports"] = import_seconds() + time.perf_counter() - tick
     model = pipeline.build(cfg)  # estimator parameters checked before any store is opened
@@ -91,10 +95,15 @@ def run(cfg: DictConfig, overrides: list[str] | None = None, parent_run_id: str 
         timings["store"] = time.perf_counter() - tick  # cold: creates the sqlite store (~3 s)
 
         tick = time.perf_counter()
-        report = None if on_fold is None else (
-            lambda fold, running: on_fold(fold, running[cfg.objective]))
-        cv = evaluate.cross_validate(model, split.X_train, split.y_train, cfg.cv_folds,
-                                     cfg.seed, cfg.n_jobs, on_fold=report)
+        cv = cv_record.reuse(cv_of, cfg.cv_folds, cfg.seed, dataset.md5) if cv_of else None
+        if cv is None:
+            report = None if on_fold is None else (
+                lambda fold, running: on_fold(fold, running[cfg.objective]))
+            cv = evaluate.cross_validate(model, split.X_train, split.y_train, cfg.cv_folds,
+                                         cfg.seed, cfg.n_jobs, on_fold=report)
+        else:
+            mlflow.set_tag(cv_record.TAG, cv_of)
+        cv_record.save(cv, cfg.seed)
         metrics = dict(cv.metrics) | {"cv_folds_fitted": float(cv.folds)}
         if cv.stopped:  # pruned: the folds' scores are all there is; nothing else to fit
             mlflow.set_tags({"pruned": "true", "pruned_after_folds": str(cv.folds)})
