@@ -167,10 +167,26 @@ def test_undrifted_traffic_is_no_drift_and_recorded_in_mlflow(served, split, tmp
     assert experiment.name == "obesity-monitoring" and run.info.status == "FINISHED"
     assert run.data.tags["model_version"] == "1" and run.data.tags["drift_status"] == "no_drift"
     assert run.data.metrics["rows"] == 418 and "drift_score_Age" in run.data.metrics
-    assert {a.path for a in client.list_artifacts(result.run_id)} == {"report.html", "summary.json"}
+    # no drift: Evidently's snapshot, not its 4 MB HTML (monitor.report=drift, the default)
+    assert {a.path for a in client.list_artifacts(result.run_id)} == {"snapshot.json", "summary.json"}
+    assert not (tmp_path / "check" / "report.html").exists()
     tags = client.get_model_version("obesity_full", "1").tags
     assert tags["drift_status"] == "no_drift" and tags["drift_run_id"] == result.run_id
     assert float(tags["drift_share"]) == 0 and tags["drift_checked_at"] == summary["checked_at"]
+
+    # monitor.report=always writes the HTML too; Evidently renders that very report from the
+    # snapshot.json every check keeps (the command docs/monitoring.md shows)
+    from evidently.core.report import Snapshot
+
+    again = job.run(compose_monitor(served, "monitor.report=always"), tmp_path / "always")
+    written = (tmp_path / "always" / "report.html").read_text()
+    assert {a.path for a in client.list_artifacts(again.run_id)} == \
+        {"report.html", "snapshot.json", "summary.json"}
+    Snapshot.load(tmp_path / "always" / "snapshot.json").save_html(str(tmp_path / "rendered.html"))
+    # the same report but for the ids Evidently draws at each rendering
+    ids = re.compile(r"metric_[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+    assert ids.sub("id", (tmp_path / "rendered.html").read_text()) == ids.sub("id", written)
+    assert all(column in written for column in FEATURE_NAMES) and len(written) > 1_000_000
 
 
 def test_a_check_on_data_that_is_not_the_versions_names_the_file(tmp_path):
@@ -186,11 +202,12 @@ def test_a_check_on_data_that_is_not_the_versions_names_the_file(tmp_path):
 def test_monitor_settings_are_checked_naming_the_key(tmp_path):
     bad = compose_monitor(tmp_path, "monitor.num_method=nope", "monitor.cat_method=wasserstein",
                           "monitor.window=10", "monitor.on_drift=panic", "version=latest",
-                          "monitor.drift_share=0")
+                          "monitor.drift_share=0", "monitor.report=sometimes")
     with pytest.raises(ConfigError) as error:
         check(bad)
     for key in ("monitor.num_method=nope", "monitor.cat_method=wasserstein", "monitor.window=10",
-                "monitor.on_drift=panic", "version=latest", "monitor.drift_share=0"):
+                "monitor.on_drift=panic", "version=latest", "monitor.drift_share=0",
+                "monitor.report=sometimes"):
         assert key in str(error.value)
 
 
@@ -276,6 +293,7 @@ def test_a_retrain_that_fails_is_in_the_summary_and_the_check_exits_1(split, tmp
         job.run(cfg, tmp_path / "check")
     summary = json.loads((tmp_path / "check" / "summary.json").read_text())
     assert summary["status"] == "drift" and summary["drifted_columns"] == ["FAF"]
+    assert (tmp_path / "check" / "report.html").is_file()  # drift: the report to look at
     assert summary["retrain"]["exit_code"] == 1 and "cv_folds=1" in summary["retrain"]["command"]
     run = mlflow_client(tmp_path).get_run(summary["run_id"])
     assert run.info.status == "FINISHED" and run.data.tags["drift_status"] == "drift"

@@ -125,6 +125,7 @@ def recording_problems(monitor: DictConfig) -> list[str]:
 
 
 ON_DRIFT = ("report", "retrain")  # monitor.on_drift
+REPORT = ("drift", "always", "never")  # monitor.report
 
 
 def monitor_problems(cfg: DictConfig) -> list[str]:
@@ -156,6 +157,8 @@ def monitor_problems(cfg: DictConfig) -> list[str]:
         problems.append(f"monitor.drift_share={m.drift_share}: must be in (0, 1]")
     if m.on_drift not in ON_DRIFT:
         problems.append(f"monitor.on_drift={m.on_drift}: one of {', '.join(ON_DRIFT)}")
+    if m.report not in REPORT:
+        problems.append(f"monitor.report={m.report}: one of {', '.join(REPORT)}")
     if cfg.version is not None and not str(cfg.version).isdigit():
         problems.append(f"version={cfg.version}: a registered version number (or null: the alias)")
     _outputs(problems, cfg.paths.outputs)

@@ -214,6 +214,10 @@ class MonitorConfig:
     # Dataset drift: the share of input columns drifted reaches this (0.05: any one of 16)
     drift_share: float = 0.05
     on_drift: str = "report"  # report | retrain (run `python -m obesity.train -m <retrain>`)
+    # When a check writes Evidently's HTML report (4.3 MB: its JavaScript is inline, twice with
+    # the MLflow copy): drift | always | never. snapshot.json (0.7 MB), from which Evidently
+    # renders the same report, is written by every check that reaches a verdict.
+    report: str = "drift"
     retrain: list[str] = field(default_factory=list)  # its overrides, e.g. [sweep=hgb]
     experiment: str = "${registry.experiment}-monitoring"  # the MLflow experiment of reports
 

@@ -15,6 +15,7 @@ from obesity.data.contract import Numeric, column
 
 os.environ.setdefault("DO_NOT_TRACK", "1")  # Evidently's usage telemetry: never from here
 PREDICTION = "prediction"  # the predicted class, beside the inputs in both data sets
+SNAPSHOT, REPORT = "snapshot.json", "report.html"  # what a check that reaches a verdict writes
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,12 @@ class Drift:
                 "drifted_columns": self.drifted_columns, "prediction_drift": self.prediction.drifted,
                 "columns": [asdict(c) for c in self.columns], "prediction": asdict(self.prediction)}
 
-    def save_html(self, path: Path) -> None:
-        self.snapshot.save_html(str(path))
+    def save(self, out_dir: Path, html: bool) -> None:
+        """`snapshot.json` (Evidently's whole result: `Snapshot.load(path).save_html(...)` renders
+        the report from it) and, with `html`, that report as `report.html`."""
+        (out_dir / SNAPSHOT).write_text(self.snapshot.dumps(), encoding="utf-8")
+        if html:
+            self.snapshot.save_html(str(out_dir / REPORT))
 
 
 def detect(reference: pd.DataFrame, current: pd.DataFrame, inputs: list[str], monitor: Any) -> Drift:

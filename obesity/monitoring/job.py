@@ -1,7 +1,8 @@
 """One drift check: the window of logged traffic against the served version's training split.
 
-Writes `report.html` (Evidently) and `summary.json` into `out_dir`, logs both as a run of the
-experiment `monitor.experiment` (tags name the model version), tags the version (`drift_status`,
+Writes `summary.json`, Evidently's `snapshot.json` and (on drift, or as `monitor.report` says)
+its `report.html` into `out_dir`, logs them as a run of the experiment `monitor.experiment`
+(tags name the model version), tags the version (`drift_status`,
 `drift_share`, `drift_checked_at`, `drift_run_id`) and, on drift with `monitor.on_drift=retrain`,
 starts the retrain and names its run in the summary.
 """
@@ -71,7 +72,7 @@ def run(cfg: DictConfig, out_dir: Path) -> Check:
         drift = _drift(version, trained, window.frame, inputs, m)
         status = "drift" if drift.drifted else "no_drift"
         summary |= drift.summary()
-        drift.save_html(out_dir / "report.html")
+        drift.save(out_dir, html=m.report == "always" or (m.report == "drift" and drift.drifted))
     summary["status"] = status
     with tracking.store_errors(reg):
         run_id = _record(client, cfg, version, summary, out_dir)
@@ -123,6 +124,7 @@ def _record(client: Any, cfg: DictConfig, version: Any, summary: dict[str, Any],
     """The check as an MLflow run of `monitor.experiment`, linked to the version both ways."""
     from mlflow.entities import Metric, Param, RunTag
 
+    from obesity.monitoring.drift import REPORT, SNAPSHOT
     from obesity.stores import tracking
 
     registry = OmegaConf.merge(cfg.registry, {"experiment": cfg.monitor.experiment})
@@ -147,7 +149,7 @@ def _record(client: Any, cfg: DictConfig, version: Any, summary: dict[str, Any],
     client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
                      params=[Param(k, tracking.param_value(v)) for k, v in params.items()],
                      tags=[RunTag("alias", str(summary["alias"]))])
-    for name in ("report.html", "summary.json"):
+    for name in (SNAPSHOT, REPORT, "summary.json"):
         if (out_dir / name).is_file():
             client.log_artifact(run_id, str(out_dir / name))
     client.set_terminated(run_id, "FINISHED")
