@@ -36,7 +36,7 @@ from litestar.static_files import create_static_files_router
 from omegaconf import DictConfig
 
 from obesity.config import checks as config_checks
-from obesity.serving import csv_table, metrics, page
+from obesity.serving import api_docs, csv_table, metrics, page
 from obesity.serving.holder import ModelHolder
 from obesity.serving.prediction_log import PredictionLog
 from obesity.serving.predictors import ServedModel
@@ -123,11 +123,17 @@ def _invalid(body: bytes, kind: type, limit: int, exc: Exception) -> NoReturn:
     raise ApiError(400, "invalid input", errors)
 
 
+def error_spec(description: str) -> ResponseSpec:
+    """An error answer in the OpenAPI document: its shape, no example (Litestar would invent
+    one at random, e.g. status 3433, which Swagger UI shows as if it were real)."""
+    return ResponseSpec(ErrorBody, description=description, generate_examples=False)
+
+
 ERRORS = {
-    400: ResponseSpec(ErrorBody, description="Malformed JSON or invalid fields (all named)"),
-    413: ResponseSpec(ErrorBody, description="Body or batch over its limit"),
-    415: ResponseSpec(ErrorBody, description="Content type is not application/json"),
-    503: ResponseSpec(ErrorBody, description="No model loaded yet"),
+    400: error_spec("Malformed JSON or invalid fields (all named)"),
+    413: error_spec("Body or batch over its limit"),
+    415: error_spec("Content type is not application/json"),
+    503: error_spec("No model loaded yet"),
 }
 
 
@@ -179,7 +185,7 @@ class CsvOperation(Operation):
       operation_class=CsvOperation, summary="Predict a CSV file: the same file, predictions added",
       description="Each row gets the columns `prediction` and `probability_<class>` (replaced "
                   "if the file has them). A bad cell is named by its column and line.",
-      responses={**ERRORS, 415: ResponseSpec(ErrorBody, description="Content type is not text/csv")})
+      responses={**ERRORS, 415: error_spec("Content type is not text/csv")})
 async def predict_csv(state: State, request: Request) -> Response[str]:
     if request.content_type[0] != csv_table.MEDIA_TYPE:
         raise ApiError(415, f"send the file as {csv_table.MEDIA_TYPE} (got "
@@ -240,7 +246,7 @@ def model_info(state: State) -> ModelInfo:
 
 
 @get("/model/card", sync_to_thread=False, media_type="text/markdown; charset=utf-8",
-     responses={404: ResponseSpec(ErrorBody, description="The served version has no model card"),
+     responses={404: error_spec("The served version has no model card"),
                 503: ERRORS[503]},
      summary="The served version's model card (markdown): intended use, data, metrics, limits")
 def model_card(state: State) -> str:
@@ -340,7 +346,7 @@ def create_app(cfg: DictConfig) -> Litestar:
                 await anyio.to_thread.run_sync(prediction_log.stop)
 
     handlers: list[Any] = [predict, predict_batch, predict_csv, health, ready, model_info,
-                           model_card, index,
+                           model_card, index, api_docs.file_handler(),
                            create_static_files_router("/static", [page.STATIC_DIR],
                                                       include_in_schema=False)]
     middleware: list[Any] = [RequestIdMiddleware]
@@ -361,5 +367,5 @@ def create_app(cfg: DictConfig) -> Litestar:
         exception_handlers={HTTPException: http_error, Exception: internal_error},
         plugins=[StrictStructSchemaPlugin()],
         openapi_config=OpenAPIConfig(title="obesity prediction service", version="1",
-                                     path="/schema"),
+                                     path="/schema", render_plugins=[api_docs.render_plugin()]),
     )

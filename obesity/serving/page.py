@@ -154,7 +154,7 @@ with the prediction and the probability of each class added.</p>
 {model}
 <ul class="links">
 <li><a href="/model">Version, metrics and input schema</a> (JSON)</li>
-<li><a href="/schema">API reference</a> (OpenAPI; its viewer loads Redoc from the web)</li>
+<li><a href="/schema">API reference</a> (Swagger UI: try every operation from here)</li>
 <li><a href="/schema/openapi.json">OpenAPI document</a> (JSON)</li>
 </ul>
 </section>
