@@ -156,6 +156,9 @@ def test_without_a_champion_the_service_starts_and_says_how_to_get_one(tmp_path,
     with TestClient(app=create_app(cfg)) as client:
         assert client.get("/health").status_code == 200
         assert client.get("/schema").status_code == 200  # the OpenAPI page, with or without a model
+        for path in ("/", "/health"):  # uptime checkers that ask HEAD: 200, no body
+            answer = client.head(path)
+            assert (answer.status_code, answer.content) == (200, b""), path
         for response in (client.get("/ready"), client.post("/predict", json=row)):
             assert response.status_code == 503
             assert "python -m obesity.train -m sweep=rf" in response.json()["detail"]

@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 import anyio
 import msgspec
 import msgspec.inspect
-from litestar import Litestar, MediaType, Request, Response, get, post
+from litestar import Litestar, MediaType, Request, Response, get, head, post
 
 # Litestar's own Struct schema plugin (private module): extended below, not rewritten.
 from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
@@ -221,6 +221,13 @@ def health() -> Health:
     return Health("alive")
 
 
+@head(["/", "/health"], sync_to_thread=False, include_in_schema=False,
+      media_type=MediaType.TEXT)
+def alive_head() -> None:
+    """HEAD / and HEAD /health: 200 with no body, for uptime checkers that only ask HEAD (Litestar
+    answers a GET-only path's HEAD with 405)."""
+
+
 @get("/ready", sync_to_thread=False, responses={503: ERRORS[503]},
      summary="A model is loaded and requests will be answered")
 def ready(state: State) -> ModelRef:
@@ -349,7 +356,7 @@ def create_app(cfg: DictConfig) -> Litestar:
                 await anyio.to_thread.run_sync(prediction_log.stop)
 
     handlers: list[Any] = [predict, predict_batch, predict_csv, health, ready, model_info,
-                           model_card, index, api_docs.file_handler(),
+                           model_card, index, alive_head, api_docs.file_handler(),
                            create_static_files_router("/static", [page.STATIC_DIR],
                                                       include_in_schema=False)]
     middleware: list[Any] = [RequestIdMiddleware]
