@@ -2,9 +2,9 @@
 
 Writes `summary.json`, Evidently's `snapshot.json` and (on drift, or as `monitor.report` says)
 its `report.html` into `out_dir`, logs them as a run of the experiment `monitor.experiment`
-(tags name the model version), tags the version (`drift_status`,
-`drift_share`, `drift_checked_at`, `drift_run_id`) and, on drift with `monitor.on_drift=retrain`,
-starts the retrain and names its run in the summary.
+(tags name the model version), tags the version (`drift_status`, `drift_share`,
+`drift_checked_at`, `drift_run_id`) and, on drift with `monitor.on_drift=retrain`, starts the
+retrain and names its run in the summary.
 """
 
 from __future__ import annotations

@@ -19,7 +19,6 @@ log = logging.getLogger(__name__)
 def enqueue_champion(study: optuna.Study, config: DictConfig, space: dict[str, Any]) -> None:
     """Enqueue the champion's parameters as `study`'s first trial (and say so), if there is one
     for this model and data; a store that cannot be read only means no warm start."""
-
     from obesity.registry.aliases import alias_version
     from obesity.stores import tracking
 
