@@ -1,5 +1,6 @@
-"""The API reference at /schema: Swagger UI from files this service serves itself, so that it
-works without the internet (Litestar's viewers load their JavaScript from a CDN).
+"""The API reference at /schema: the OpenAPI document's two additions to what Litestar writes
+(strict bodies, the CSV operation), and Swagger UI from files this service serves itself, so
+that it works without the internet (Litestar's viewers load their JavaScript from a CDN).
 
 The files come from the `swagger-ui-py` distribution (Swagger UI 5: OpenAPI 3.1, which Litestar
 writes); only its static folder is used, never its Python code.
@@ -7,14 +8,23 @@ writes); only its static folder is used, never its Python code.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from pathlib import Path
 from typing import Any
 
+import msgspec.inspect
 from litestar import get
+
+# Litestar's own Struct schema plugin (private module): extended below, not rewritten.
+from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.exceptions import NotFoundException
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
+from litestar.openapi.spec.enums import OpenAPIType
 from litestar.response import File
+
+from obesity.serving import csv_table
 
 URL = "/static/swagger"
 JS, CSS = "text/javascript; charset=utf-8", "text/css; charset=utf-8"
@@ -50,3 +60,26 @@ def file_handler() -> Any:
         return File(folder / name, media_type=FILES[name], content_disposition_type="inline")
 
     return swagger_file
+
+
+class StrictStructSchemaPlugin(StructSchemaPlugin):
+    """Litestar's Struct schema plus `additionalProperties: false` where the Struct forbids
+    unknown fields, so the OpenAPI document says what the server enforces."""
+
+    def to_openapi_schema(self, field_definition: Any, schema_creator: Any) -> Any:
+        schema = super().to_openapi_schema(field_definition, schema_creator)
+        if getattr(msgspec.inspect.type_info(field_definition.type_), "forbid_unknown_fields", False):
+            schema.additional_properties = False
+        return schema
+
+
+@dataclasses.dataclass
+class CsvOperation(Operation):
+    """The OpenAPI operation of /predict/csv: its body is a CSV file, which Litestar's `data`
+    parameter cannot express (it would parse JSON)."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(required=True, content={csv_table.MEDIA_TYPE: OpenAPIMediaType(
+            schema=Schema(type=OpenAPIType.STRING, description=(
+                "A header line with the 16 input columns (as in the data set; others are kept), "
+                "then one line per person, at most the service's batch limit")))})

@@ -3,34 +3,27 @@
 Endpoints: POST /predict, POST /predict/batch, POST /predict/csv, GET /health, /ready, /model,
 the OpenAPI document under /schema, and GET /, a page for people (obesity.serving.page). The
 model lives in a `ModelHolder` created in the lifespan; a poller follows the registry alias and
-swaps the model atomically. Inference is sync CPU work and runs in a worker thread, never on the
-event loop.
+swaps the model atomically. Inference is sync CPU work: in a worker thread, but for one row of an
+ONNX model (~0.1 ms, less than the hop to a thread). Refusals: obesity.serving.http_errors; the
+OpenAPI document and its viewer: obesity.serving.api_docs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
-from http import HTTPStatus
-from typing import Any, NoReturn
+from typing import Any
 
 import anyio
 import msgspec
-import msgspec.inspect
 from litestar import Litestar, MediaType, Request, Response, get, head, post
-
-# Litestar's own Struct schema plugin (private module): extended below, not rewritten.
-from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, ServiceUnavailableException
-from litestar.openapi import OpenAPIConfig, ResponseSpec
-from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
-from litestar.openapi.spec.enums import OpenAPIType
+from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.static_files import create_static_files_router
 from omegaconf import DictConfig
@@ -38,37 +31,30 @@ from omegaconf import DictConfig
 from obesity.config import checks as config_checks
 from obesity.serving import api_docs, csv_table, metrics, page
 from obesity.serving.holder import ModelHolder
+from obesity.serving.http_errors import (
+    ERRORS,
+    ApiError,
+    checked_body,
+    error_spec,
+    http_error,
+    internal_error,
+)
 from obesity.serving.prediction_log import PredictionLog
 from obesity.serving.predictors import ServedModel
 from obesity.serving.request_id import RequestIdMiddleware, request_id
 from obesity.serving.schema import (
     Batch,
     BatchPrediction,
-    ErrorBody,
-    FieldError,
     Health,
-    MalformedBody,
     ModelInfo,
     ModelRef,
     Person,
     Prediction,
     RowPrediction,
-    batch_errors,
-    error_at_path,
-    parse_leniently,
-    person_errors,
 )
 from obesity.stores import locations
 
 log = logging.getLogger(__name__)
-JSON = "application/json"
-
-
-class ApiError(HTTPException):
-    """A client error carrying the list of bad fields."""
-
-    def __init__(self, status: int, detail: str, errors: list[FieldError] | None = None) -> None:
-        super().__init__(status_code=status, detail=detail, extra=errors or [])
 
 
 def no_model_detail(cfg: DictConfig) -> str:
@@ -82,59 +68,6 @@ def _current(state: State) -> ServedModel:
     if model is None:
         raise ServiceUnavailableException(detail=state.holder.problem or state.no_model)
     return model
-
-
-def _checked_body(kind: type) -> Any:
-    """A before-request hook: content type, then the whole body against `kind`.
-
-    Litestar would stop at the first bad field; this names them all, and bounds batch sizes.
-    """
-
-    async def check(request: Request) -> None:
-        if request.content_type[0] != JSON:
-            raise ApiError(415, f"send the body as {JSON} (got {request.content_type[0] or 'none'})")
-        body = await request.body()  # over the body limit: 413 from Litestar
-        limit = request.app.state.batch_limit
-        try:
-            value: Any = msgspec.json.decode(body, type=kind)
-        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
-            # malformed: let the lenient parser name the problem (a field if it can)
-            _invalid(body, kind, limit, exc)
-        if kind is Batch and len(value.rows) > limit:
-            raise ApiError(413, f"a batch holds at most {limit} rows (got {len(value.rows)})")
-
-    return check
-
-
-def _invalid(body: bytes, kind: type, limit: int, exc: Exception) -> NoReturn:
-    """The 4xx for a body msgspec refused (`exc`), naming every bad field where there are any."""
-    try:
-        obj = parse_leniently(body)
-    except MalformedBody as malformed:
-        raise ApiError(400, str(malformed)) from None
-    if kind is Batch and isinstance(obj, dict) and isinstance(obj.get("rows"), list) \
-            and len(obj["rows"]) > limit:
-        raise ApiError(413, f"a batch holds at most {limit} rows (got {len(obj['rows'])})")
-    errors = person_errors(obj) if kind is Person else batch_errors(obj)
-    if not errors and isinstance(exc, msgspec.ValidationError):
-        errors = [error_at_path(str(exc))]  # e.g. a bad first value of a duplicated key
-    if not errors:
-        raise ApiError(400, f"malformed JSON: {exc}")
-    raise ApiError(400, "invalid input", errors)
-
-
-def error_spec(description: str) -> ResponseSpec:
-    """An error answer in the OpenAPI document: its shape, no example (Litestar would invent
-    one at random, e.g. status 3433, which Swagger UI shows as if it were real)."""
-    return ResponseSpec(ErrorBody, description=description, generate_examples=False)
-
-
-ERRORS = {
-    400: error_spec("Malformed JSON or invalid fields (all named)"),
-    413: error_spec("Body or batch over its limit"),
-    415: error_spec("Content type is not application/json"),
-    503: error_spec("No model loaded yet"),
-}
 
 
 def _predictions(model: ServedModel, rows: list[Any], request: Request) -> list[RowPrediction]:
@@ -153,7 +86,7 @@ def _predictions(model: ServedModel, rows: list[Any], request: Request) -> list[
     return answers
 
 
-@post("/predict", status_code=200, before_request=_checked_body(Person),
+@post("/predict", status_code=200, before_request=checked_body(Person),
       responses=ERRORS, summary="Predict the obesity level of one person")
 async def predict(data: Person, state: State, request: Request) -> Prediction:  # type: ignore[valid-type]
     model = _current(state)
@@ -164,7 +97,7 @@ async def predict(data: Person, state: State, request: Request) -> Prediction:  
     return Prediction(row.prediction, row.probabilities, ModelRef(model.name, model.version))
 
 
-@post("/predict/batch", status_code=200, sync_to_thread=True, before_request=_checked_body(Batch),
+@post("/predict/batch", status_code=200, sync_to_thread=True, before_request=checked_body(Batch),
       responses=ERRORS, summary="Predict many persons at once, in order")
 def predict_batch(data: Batch, state: State, request: Request) -> BatchPrediction:
     model = _current(state)
@@ -172,20 +105,8 @@ def predict_batch(data: Batch, state: State, request: Request) -> BatchPredictio
                            ModelRef(model.name, model.version))
 
 
-@dataclasses.dataclass
-class CsvOperation(Operation):
-    """The OpenAPI operation of /predict/csv: its body is a CSV file, which Litestar's `data`
-    parameter cannot express (it would parse JSON)."""
-
-    def __post_init__(self) -> None:
-        self.request_body = RequestBody(required=True, content={csv_table.MEDIA_TYPE: OpenAPIMediaType(
-            schema=Schema(type=OpenAPIType.STRING, description=(
-                "A header line with the 16 input columns (as in the data set; others are kept), "
-                "then one line per person, at most the service's batch limit")))})
-
-
 @post("/predict/csv", status_code=200, media_type="text/csv; charset=utf-8",
-      operation_class=CsvOperation, summary="Predict a CSV file: the same file, predictions added",
+      operation_class=api_docs.CsvOperation, summary="Predict a CSV file: the same file, predictions added",
       description="Each row gets the columns `prediction` and `probability_<class>` (replaced "
                   "if the file has them). A bad cell is named by its column and line.",
       responses={**ERRORS, 415: error_spec("Content type is not text/csv")})
@@ -266,24 +187,6 @@ def model_card(state: State) -> str:
     return model.card
 
 
-def http_error(request: Request, exc: HTTPException) -> Response[ErrorBody]:
-    errors = exc.extra if isinstance(exc.extra, list) else []
-    errors = [e if isinstance(e, FieldError)
-              else FieldError(str(e.get("key", "")), str(e.get("message", ""))) for e in errors]
-    status, detail = exc.status_code, exc.detail
-    if status == 413 and detail == HTTPStatus(413).phrase:  # Litestar's body limit: say which
-        detail = (f"the body is over this service's limit of {request.app.state.body_limit:,} "
-                  f"bytes (body_limit_bytes)")
-    body = ErrorBody(status, HTTPStatus(status).phrase, detail, errors)
-    return Response(body, status_code=status, headers=exc.headers)
-
-
-def internal_error(request: Request, exc: Exception) -> Response[ErrorBody]:
-    log.exception("%s %s failed", request.method, request.url.path)
-    body = ErrorBody(500, "Internal Server Error", "the server failed; the error is in its log")
-    return Response(body, status_code=500)
-
-
 async def _follow_alias(holder: ModelHolder, first: asyncio.Future, interval: float) -> None:
     """Finish the first load, then check the alias every `interval` seconds. ModelHolder
     reports (once) what goes wrong; nothing here may stop the service."""
@@ -297,17 +200,6 @@ async def _follow_alias(holder: ModelHolder, first: asyncio.Future, interval: fl
             await anyio.to_thread.run_sync(holder.refresh)
         except Exception:  # a bug, not a registry problem (those the holder reports itself)
             log.exception("checking %s@%s failed", holder.cfg.model_name, holder.cfg.alias)
-
-
-class StrictStructSchemaPlugin(StructSchemaPlugin):
-    """Litestar's Struct schema plus `additionalProperties: false` where the Struct forbids
-    unknown fields, so the OpenAPI document says what the server enforces."""
-
-    def to_openapi_schema(self, field_definition: Any, schema_creator: Any) -> Any:
-        schema = super().to_openapi_schema(field_definition, schema_creator)
-        if getattr(msgspec.inspect.type_info(field_definition.type_), "forbid_unknown_fields", False):
-            schema.additional_properties = False
-        return schema
 
 
 class MetricsController(PrometheusController):
@@ -375,7 +267,7 @@ def create_app(cfg: DictConfig) -> Litestar:
                      "no_model": no_model_detail(cfg)}),
         request_max_body_size=cfg.body_limit_bytes,
         exception_handlers={HTTPException: http_error, Exception: internal_error},
-        plugins=[StrictStructSchemaPlugin()],
+        plugins=[api_docs.StrictStructSchemaPlugin()],
         openapi_config=OpenAPIConfig(title="obesity prediction service", version="1",
                                      path="/schema", render_plugins=[api_docs.render_plugin()]),
     )
