@@ -95,7 +95,6 @@ class ModelHolder:
 
         from obesity.stores import tracking
 
-        tracking.use_stores(self.cfg.registry)  # idempotent; here, so mlflow loads off the loop
         if not locations.check_sqlite(self.cfg.registry.tracking_uri, "MLflow store", create=False):
             return None  # nothing was ever stored there: no model yet
         try:

@@ -21,12 +21,13 @@ PATH = "cv/scores.json"  # in every run's artifacts
 TAG = "cv_of"  # on a run whose CV is another run's record: that run's id
 
 
-def save(cv: Scores, seed: int) -> None:
-    """Log `cv` (metrics, out-of-fold confusion, folds) to the active MLflow run."""
+def save(cv: Scores, seed: int, data_md5: str) -> None:
+    """Log `cv` (metrics, out-of-fold confusion, folds) and what it was fitted on to the active
+    MLflow run."""
     import mlflow
 
     mlflow.log_dict({"metrics": cv.metrics, "confusion": cv.confusion.tolist(), "folds": cv.folds,
-                     "stopped": cv.stopped, "seed": seed}, PATH)
+                     "stopped": cv.stopped, "seed": seed, "data_md5": data_md5}, PATH)
 
 
 def reuse(run_id: str, folds: int, seed: int, data_md5: str) -> Scores | None:
@@ -37,18 +38,17 @@ def reuse(run_id: str, folds: int, seed: int, data_md5: str) -> Scores | None:
     (a pruned trial's was not)."""
     import mlflow
     from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
 
     def again(why: str) -> Scores | None:
         log.info("cross-validating again: the CV of run %s %s", run_id, why)
         return None
 
-    if MlflowClient().get_run(run_id).data.tags.get("data_md5") != data_md5:
-        return again("was on another data file (its data_md5 differs)")
     try:
         record: dict[str, Any] = mlflow.artifacts.load_dict(f"runs:/{run_id}/{PATH}")
     except (MlflowException, OSError, ValueError):
         return again(f"has no {PATH} (logged before runs recorded it)")
+    if record.get("data_md5") != data_md5:
+        return again("was on another data file (its data_md5 differs)")
     if record["stopped"] or record["folds"] != folds or record["seed"] != seed:
         return again(f"is not this one ({record['folds']} folds fitted, seed {record['seed']}; "
                      f"now {folds} folds, seed {seed})")

@@ -103,7 +103,7 @@ def run(cfg: DictConfig, overrides: list[str] | None = None, parent_run_id: str 
                                          cfg.seed, cfg.n_jobs, on_fold=report)
         else:
             mlflow.set_tag(cv_record.TAG, cv_of)
-        cv_record.save(cv, cfg.seed)
+        cv_record.save(cv, cfg.seed, dataset.md5)
         metrics = dict(cv.metrics) | {"cv_folds_fitted": float(cv.folds)}
         if cv.stopped:  # pruned: the folds' scores are all there is; nothing else to fit
             mlflow.set_tags({"pruned": "true", "pruned_after_folds": str(cv.folds)})
