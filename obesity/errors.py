@@ -4,6 +4,7 @@ one way an entrypoint turns them into a clear exit."""
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 from collections.abc import Iterator
 
@@ -41,7 +42,16 @@ def exit_on_error(reraise: bool = False) -> Iterator[None]:
     try:
         yield
     except ObesityError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
+        print(f"error: {printable(str(exc))}", file=sys.stderr, flush=True)
         if reraise:
             raise
         raise SystemExit(1) from None
+
+
+def printable(text: str) -> str:
+    """`text` with control characters escaped (a tag or a card may hold ESC[2J, which would
+    clear a terminal): newlines and tabs stay."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")

@@ -51,6 +51,13 @@ def registry_problems(reg: DictConfig) -> list[str]:
     if reg.bootstrap_samples < 100:
         problems.append(f"registry.bootstrap_samples={reg.bootstrap_samples}: at least 100")
     _seed(problems, "registry.bootstrap_seed", reg.bootstrap_seed)
+    if reg.min_test_rows < 1 or reg.min_test_rows_per_class < 1:
+        problems.append(f"registry.min_test_rows={reg.min_test_rows}, registry.min_test_rows_"
+                        f"per_class={reg.min_test_rows_per_class}: each must be 1 or more")
+    for key in ("signing_key", "verify_key"):
+        if reg[key] and not Path(str(reg[key])).is_file():
+            problems.append(f"registry.{key}={reg[key]}: no such file (python -m obesity.registry "
+                            "keygen DIR makes a key pair)")
     if not 0 < reg.onnx_tolerance < 1:
         problems.append(f"registry.onnx_tolerance={reg.onnx_tolerance}: must be between 0 and 1")
     return problems

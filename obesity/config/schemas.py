@@ -133,6 +133,10 @@ class RegistryConfig:
     alpha: float = 0.05  # the interval is (1 - alpha), two-sided
     bootstrap_samples: int = 2000
     bootstrap_seed: int = 0  # the same comparison gives the same decision
+    # Evidence too small to decide on: fewer test rows, or fewer of any class present, and the
+    # guard says "not enough evidence" (a champion from a 3-row split would be chance)
+    min_test_rows: int = 100
+    min_test_rows_per_class: int = 10
     # Metrics every registered version carries as tags (`registry versions` lists them); the
     # promotion metric is always tagged too, whatever it is.
     tagged_metrics: list[str] = field(default_factory=lambda: [
@@ -141,6 +145,11 @@ class RegistryConfig:
     onnx_twin: bool = True
     onnx_opset: int = 17  # the twin's ONNX opset (onnxruntime here runs up to 23)
     onnx_tolerance: float = 1e-5  # largest |p_onnx - p_sklearn| on the test split of a verified twin
+    # The manifest of each version's files (obesity/registry/manifest.py): signed with this
+    # Ed25519 private key (PEM) by the process that registers; services and promotion verify it
+    # with the public key and refuse what does not verify. Unset: manifests are unsigned.
+    signing_key: Optional[str] = "${oc.env:OBESITY_SIGNING_KEY,null}"
+    verify_key: Optional[str] = "${oc.env:OBESITY_VERIFY_KEY,null}"
     study_storage: Optional[str] = None  # Optuna storage URL of sweeps (never MLflow's file)
     # Where the service records every answered prediction (its own database; None: not at all)
     prediction_log: Optional[str] = None

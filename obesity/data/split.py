@@ -62,6 +62,9 @@ def _split(dataset: Dataset, test_size: float, seed: int, stratify: bool,
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=test_size, random_state=seed, stratify=y if stratify else None
     )
+    if y_train.nunique() < 2:  # stratified or not: a one-class model predicts a constant
+        raise DataError(f"{dataset.path}: the training split holds one class only "
+                        f"({y_train.iloc[0]!r}, {len(y_train)} rows): a classifier needs at least 2")
     return Split(X_train, X_test, y_train, y_test)
 
 

@@ -10,6 +10,8 @@ Files that cannot be read (artifacts deleted, store down) are a `RegistryError` 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import posixpath
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,8 +68,11 @@ def skops_file(folder: Path, label: str) -> Path:
         raise ModelRefused(f"{label} is saved as {serialization!r}, not skops: loading it could "
                            "run any code it holds, so it is never loaded or promoted")
     path = (folder / filename).resolve()
-    if folder.resolve() not in path.parents or not path.is_file():
+    if folder.resolve() not in path.parents:
         raise ModelRefused(f"{label}: its MLmodel names a model file outside the model")
+    if not path.is_file():  # deleted or not copied yet: an outage to retry, not a verdict
+        raise RegistryError(f"{label}: its model file {filename} is missing from its artifacts; "
+                            f"{REPAIR}")
     return path
 
 
@@ -77,6 +82,8 @@ def check_types(path: Path, label: str) -> None:
 
     try:
         untrusted = set(skops.io.get_untrusted_types(file=path)) - set(SKOPS_TRUSTED_TYPES)
+    except OSError as exc:  # unreadable now (permissions, I/O): retried, not refused for ever
+        raise RegistryError(f"{label}: its skops file cannot be read ({exc}); {REPAIR}") from None
     except Exception as exc:  # not a skops archive at all
         raise ModelRefused(f"{label}: its skops file cannot be read ({exc})") from None
     if untrusted:
@@ -112,3 +119,41 @@ def load_pipeline(name: str, version: str | int) -> Any:
     """The sklearn Pipeline of a registered version, loaded only after the checks above."""
     with checked_file(name, version) as path:
         return load_file(path)
+
+
+def artifact_path(relative: str, label: str) -> str:
+    """`relative` as a plain path inside a run's artifacts, or ModelRefused: a tag that names a
+    file must never reach one outside them (`../`, `%2e%2e/`, an absolute path, a drive). Our own
+    tags are plain relative paths, so anything escaped or unusual is refused, not decoded."""
+    clean = posixpath.normpath(relative)
+    odd = set(relative) & set("%\\:\x00") or any(ord(c) < 32 for c in relative)
+    if not relative or odd or relative.startswith("/") or clean == ".." or clean.startswith("../") \
+            or clean == ".":
+        raise ModelRefused(f"{label}: {relative!r} is not a path inside the version's own artifacts")
+    return clean
+
+
+def run_file(run_id: str, relative: str, folder: Path, label: str) -> Path:
+    """One file of a run's artifacts, downloaded into `folder`; the path is checked before (it
+    must stay inside the artifacts) and after (the copy must be a file inside `folder`)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    clean = artifact_path(relative, label)
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=clean,
+                                                         dst_path=str(folder))).resolve()
+    except (MlflowException, OSError) as exc:  # gone, or the store is down: not a verdict
+        cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise RegistryError(f"{label}: {clean} cannot be read from run {run_id} ({cause})") from None
+    if folder.resolve() not in local.parents or not local.is_file():
+        raise ModelRefused(f"{label}: {relative!r} is not a file inside the version's own artifacts")
+    return local
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

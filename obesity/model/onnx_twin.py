@@ -128,6 +128,9 @@ def convert(pipeline: Pipeline, columns: list[str], opset: int) -> bytes:
     probabilities (a plain tensor, columns in `pipeline.classes_` order)."""
     from skl2onnx import to_onnx
 
+    if len(pipeline.classes_) < 2:  # checked first: ONNX Runtime aborts the process on such a twin
+        raise ValueError(f"the model knows {len(pipeline.classes_)} class: a one-class model "
+                         "cannot be twinned")
     _register_converters()
     # With a BMI step the raw numerics come in as float64 (see module docstring); without one,
     # sklearn's first float32 cast happens in the estimator, so float32 inputs are exact.
@@ -200,8 +203,10 @@ def attach(client: Any, pipeline: Pipeline, version: Any, X_test: pd.DataFrame,
         model_bytes = convert(pipeline, list(X_test.columns), registry_cfg.onnx_opset)
         result = verify(pipeline, model_bytes, X_test, registry_cfg.onnx_tolerance)
     except Exception as exc:  # a converter gap is a slower service, not a failed promotion
-        log.warning("no ONNX twin for %s version %s: %s", version.name, version.version, exc)
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        log.warning("no ONNX twin for %s version %s: %s", version.name, version.version, why)
         client.set_model_version_tag(version.name, version.version, "onnx", "failed")
+        client.set_model_version_tag(version.name, version.version, "onnx_error", why[:500])
         return None
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp, "model.onnx")

@@ -150,12 +150,15 @@ def _baseline(tags: dict[str, str], metric: str) -> str:
 
 
 def read(client: MlflowClient, version: ModelVersion) -> str:
-    """The card's text (RegistryError when the version has none)."""
-    import mlflow
-
+    """The card's text (RegistryError when the version has none; ModelRefused when its tag
+    names a file outside the version's run artifacts)."""
     from obesity.errors import RegistryError
+    from obesity.model import files
 
     if TAG not in version.tags:
         raise RegistryError(f"{version.name} version {version.version} has no model card "
                             "(registered before cards existed)")
-    return mlflow.artifacts.load_text(f"runs:/{version.run_id}/{version.tags[TAG]}")
+    with tempfile.TemporaryDirectory(prefix="obesity-card-") as tmp:
+        path = files.run_file(version.run_id or "", version.tags[TAG], Path(tmp),
+                              f"{version.name} version {version.version}'s card")
+        return path.read_text(encoding="utf-8", errors="replace")

@@ -10,6 +10,7 @@
     python -m obesity.registry history
     python -m obesity.registry register RUN_ID
     python -m obesity.registry card 4
+    python -m obesity.registry keygen DIR      (signing.pem for registering, verify.pem for serving)
 
 Which registry: the `registry` config group, e.g. `-o registry=server` or
 `-o paths.outputs=/elsewhere` (any Hydra override of configs/train.yaml).
@@ -20,7 +21,7 @@ from __future__ import annotations
 import argparse
 
 from obesity.config.compose import compose
-from obesity.errors import exit_on_error
+from obesity.errors import exit_on_error, printable
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run_id")
     p = sub.add_parser("card", help="a version's model card (markdown)")
     p.add_argument("version")
+    p = sub.add_parser("keygen", help="a new Ed25519 key pair for signing version manifests")
+    p.add_argument("folder")
     args = parser.parse_args(argv)
     with exit_on_error():  # a bad override, an unknown version, an unreachable server
         cfg = compose(args.override)
@@ -58,5 +61,6 @@ def main(argv: list[str] | None = None) -> int:
 
         with store_errors(cfg.registry):
             out = COMMANDS[args.command](cfg, args)
-    print(out)
+    print(printable(out))
     return 0
+

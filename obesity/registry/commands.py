@@ -185,6 +185,16 @@ def register_run(cfg: DictConfig, args: argparse.Namespace) -> str:
     return f"version {result.version} ({result.validation_status}): {result.why}{champion}"
 
 
+def keygen(cfg: DictConfig, args: argparse.Namespace) -> str:
+    from pathlib import Path
+
+    from obesity.registry.manifest import generate
+
+    private, public = generate(Path(args.folder))
+    return (f"signing key {private} (for the processes that register: registry.signing_key)\n"
+            f"verify key {public} (for services and promotion: registry.verify_key)")
+
+
 def when(ms: int | None) -> str:
     return datetime.fromtimestamp((ms or 0) / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
 
@@ -193,5 +203,5 @@ def when(ms: int | None) -> str:
 COMMANDS: dict[str, Callable[[DictConfig, argparse.Namespace], str]] = {
     "list": list_models, "versions": versions, "compare": compare, "best": best,
     "promote": promote_version, "alias": move_alias, "rollback": roll_back, "history": history,
-    "register": register_run, "card": card,
+    "register": register_run, "card": card, "keygen": keygen,
 }

@@ -15,6 +15,7 @@ Pure numpy: unit-tested on simulated predictions (tests/test_evidence.py).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -120,6 +121,20 @@ def _metric(kind: str, weights: np.ndarray, truth: np.ndarray, predicted: np.nda
         return (f1 * present).sum(axis=1) / present.sum(axis=1)
     name, cls = kind.split("_", 1)
     return {"precision": precision, "recall": recall, "f1": f1}[name][:, CLASSES.index(cls)]
+
+
+def too_little(truth: Sequence[Any], min_rows: int, min_per_class: int) -> str | None:
+    """Why these test rows are too few to decide anything on (None when they are enough)."""
+    counts = Counter(map(str, truth))
+    if len(truth) < min_rows:
+        return f"the test split has {len(truth)} row(s) (registry.min_test_rows={min_rows})"
+    if len(counts) < 2:
+        return f"the test split holds one class only ({next(iter(counts), 'none')})"
+    name, least = min(counts.items(), key=lambda item: (item[1], item[0]))
+    if least < min_per_class:
+        return (f"class {name!r} has {least} row(s) in the test split "
+                f"(registry.min_test_rows_per_class={min_per_class})")
+    return None
 
 
 @dataclass(frozen=True)

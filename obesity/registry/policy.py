@@ -29,8 +29,9 @@ from obesity.config.schemas import feature_columns
 from obesity.data.split import Split
 from obesity.errors import DataError, ModelRefused, RegistryError
 from obesity.model import files as model_files
+from obesity.registry import manifest
 from obesity.registry.aliases import alias_version, set_alias
-from obesity.registry.evidence import Evidence, compare, judge
+from obesity.registry.evidence import Evidence, compare, judge, too_little
 from obesity.stores import tracking
 from obesity.stores.locks import registry_lock
 
@@ -80,13 +81,17 @@ def decide_version(client: MlflowClient, cfg: DictConfig, version: ModelVersion,
         challenger = alias_version(client, reg.model_name, reg.challenger_alias)
         if challenger is None or challenger.version != version.version:
             set_alias(client, reg, reg.challenger_alias, version.version, "new candidate")
-        decision = decide(client, reg, version, candidate_model=model, split=split)
+        # the files were checked here just now; their manifest is written below
+        decision = decide(client, reg, version, candidate_model=model, split=split,
+                          bound=False)
         if decision.evidence is not None:  # the figures stay with the version
             for key, value in {**decision.evidence.tags(), "guard": reg.guard,
                                "guard_against": decision.against or ""}.items():
                 client.set_model_version_tag(reg.model_name, version.version, key, value)
         # the card before the alias: a service that loads the new champion serves its card too
         _write_card(client, cfg, version, model, split, decision.why)
+        # then the manifest of the files checked here (twin, card, skops), before any alias
+        manifest.bind(client, reg, version)
         if decision.promote:
             set_alias(client, reg, reg.champion_alias, version.version, decision.why,
                       evidence=decision.evidence)
@@ -120,9 +125,10 @@ def split_id(cfg: DictConfig) -> str:
 
 
 def decide(client: MlflowClient, reg: DictConfig, candidate: ModelVersion, force: bool = False,
-           candidate_model: Any = None, split: Split | None = None) -> Decision:
+           candidate_model: Any = None, split: Split | None = None, bound: bool = True) -> Decision:
     """May `candidate` become champion? (see module docstring). `candidate_model` and `split`
-    (its fitted pipeline, its test split) when the caller has them already."""
+    (its fitted pipeline, its test split) when the caller has them already. `bound`: its files
+    must be the ones its manifest binds (False only while registering, before the manifest)."""
     metric, threshold = reg.promotion_metric, reg.promotion_threshold
     status = candidate.tags.get("validation_status")
     score = float(candidate.tags.get(metric, "nan"))
@@ -130,9 +136,16 @@ def decide(client: MlflowClient, reg: DictConfig, candidate: ModelVersion, force
         return Decision(False, f"version {candidate.version} is {status}: {metric}={score:.4f} "
                                f"< threshold {threshold}; never champion")
     try:
-        model_files.check(reg.model_name, candidate.version)
+        if bound:
+            manifest.verify_files(candidate, reg)
+        else:
+            model_files.check(reg.model_name, candidate.version)
     except ModelRefused as exc:
         return Decision(False, f"refused: {exc}")
+    split = split if split is not None else test_split_of(candidate)
+    small = too_little(split.y_test, reg.min_test_rows, reg.min_test_rows_per_class)
+    if small:  # even forced, and even with no champion yet: chance is not evidence
+        return Decision(False, f"not enough evidence to decide: {small}")
     champion = alias_version(client, reg.model_name, reg.champion_alias)
     if champion is None:
         return Decision(True, f"no {reg.champion_alias} yet")

@@ -14,7 +14,10 @@ from typing import Any, Protocol
 import numpy as np
 from omegaconf import DictConfig
 
+from obesity.errors import ObesityError, RegistryError
 from obesity.model import files as model_files
+from obesity.registry import manifest
+from obesity.registry.manifest import Integrity
 
 log = logging.getLogger(__name__)
 
@@ -74,84 +77,93 @@ class ServedModel:
     run_id: str
     tags: dict[str, str]
     predictor: Predictor
+    integrity: Integrity  # how far its files are vouched for: signed | unsigned | unbound
     card: str | None = None  # the version's model card (markdown), GET /model/card
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
 
 def load(version: Any, alias: str, cfg: DictConfig) -> ServedModel:
-    """Load one registered version for serving: its verified ONNX twin (made now if it has
-    none), else its sklearn pipeline. Either way the version's model file must pass
-    obesity.model.files (skops with reviewed types only), or it is refused (ModelRefused)."""
-    with model_files.checked_file(version.name, version.version) as skops_path:
+    """Load one registered version for serving: its verified ONNX twin, else its sklearn pipeline.
+
+    Every file comes from the version's own artifacts and must be the one its manifest binds
+    (obesity.registry.manifest: signed and checked with registry.verify_key when set); the skops
+    file must also pass obesity.model.files (reviewed types only). A file that differs is
+    ModelRefused; one that cannot be read is a RegistryError, tried again at the next poll."""
+    label = f"{version.name} version {version.version}"
+    integrity = manifest.check(version, cfg.registry)
+    with model_files.checked_file(version.name, version.version) as skops_path, \
+            tempfile.TemporaryDirectory(prefix="obesity-serve-") as tmp:
+        manifest.expect(integrity, manifest.MODEL, skops_path, label)
+        card = _card(version, integrity, Path(tmp), label)
         pipeline = None
-        if cfg.use_onnx and "onnx" not in version.tags and cfg.export_onnx:
-            pipeline = model_files.load_file(skops_path)
-            version = _attach_twin(version, pipeline, cfg.registry)
         predictor: Predictor | None = None
-        if cfg.use_onnx and version.tags.get("onnx") == "verified":
-            predictor = _onnx_predictor(version)
+        if cfg.use_onnx and manifest.ONNX in integrity.files:
+            predictor = _bound_twin(version, integrity, Path(tmp), label)
+        elif cfg.use_onnx and cfg.export_onnx:  # no twin bound: made now, from the checked file
+            pipeline = model_files.load_file(skops_path)
+            predictor = _twin_made_now(version, pipeline, cfg.registry, label)
         if predictor is None:
             predictor = SklearnPredictor(pipeline or model_files.load_file(skops_path))
     return ServedModel(version.name, str(version.version), alias, version.run_id,
-                       dict(version.tags), predictor, card=_card(version))
+                       dict(version.tags), predictor, integrity, card=card)
 
 
-def _card(version: Any) -> str | None:
-    """The version's model card (markdown); None when it has none or it cannot be read."""
-    from mlflow.tracking import MlflowClient
-
+def _card(version: Any, integrity: Integrity, folder: Path, label: str) -> str | None:
+    """The model card the manifest binds (markdown); None when there is none or it cannot be
+    read. A card that is not the bound one refuses the version (ModelRefused)."""
     from obesity.registry import card
 
-    if version.tags.get(card.TAG, "failed") == "failed":
-        return None
+    bound = integrity.files.get(manifest.CARD)
+    if bound is None:
+        if integrity.status != "unbound" or version.tags.get(card.TAG, "failed") == "failed":
+            return None
+        bound = {"path": version.tags[card.TAG]}  # an old version: its tag, checked as a path
     try:
-        return card.read(MlflowClient(), version)
-    except Exception as exc:  # the model still serves; /model says it has no card
-        log.warning("%s version %s: its model card cannot be read: %s", version.name,
-                    version.version, first_line(exc))
+        path = model_files.run_file(version.run_id, bound["path"], folder / "card", f"{label}'s card")
+    except ObesityError as exc:  # unreadable, or a tag naming a path outside the artifacts
+        log.warning("%s: its model card cannot be read: %s", label, first_line(exc))
         return None
+    manifest.expect(integrity, manifest.CARD, path, label)
+    return path.read_text(encoding="utf-8", errors="replace")
 
 
-def _onnx_predictor(version: Any) -> OnnxPredictor | None:
-    """The twin's predictor; None (and one warning) when its file is gone or unreadable: the
-    version's sklearn pipeline serves instead."""
-    import mlflow
-
-    from obesity.model import onnx_twin
-
+def _bound_twin(version: Any, integrity: Integrity, folder: Path, label: str) -> OnnxPredictor | None:
+    """The twin the manifest binds; None (and one warning) when its file cannot be read: the
+    version's sklearn pipeline serves instead. A different file refuses the version."""
     try:
-        with tempfile.TemporaryDirectory(prefix="obesity-onnx-") as tmp:
-            path = mlflow.artifacts.download_artifacts(
-                run_id=version.run_id, artifact_path=onnx_twin.ARTIFACT, dst_path=tmp)
-            return OnnxPredictor(Path(path).read_bytes())
-    except Exception as exc:  # missing artifact, corrupt file: the pipeline still answers
-        log.warning("%s version %s: its ONNX twin cannot be loaded (%s): serving its sklearn "
-                    "pipeline", version.name, version.version, first_line(exc))
+        path = model_files.run_file(version.run_id, integrity.files[manifest.ONNX]["path"],
+                                    folder / "onnx", label)
+    except RegistryError as exc:  # gone, or the store is down: the pipeline still answers
+        log.warning("%s: its ONNX twin cannot be loaded (%s): serving its sklearn pipeline", label,
+                    first_line(exc))
         return None
+    manifest.expect(integrity, manifest.ONNX, path, label)
+    return OnnxPredictor(path.read_bytes())
 
 
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _attach_twin(version: Any, pipeline: Any, registry_cfg: Any) -> Any:
-    """A version registered without a twin gets one now, if its test split can be read here."""
-    from mlflow.tracking import MlflowClient
-
-    from obesity.errors import ObesityError
+def _twin_made_now(version: Any, pipeline: Any, registry_cfg: Any, label: str) -> OnnxPredictor | None:
+    """A version with no bound twin gets one in memory, converted from its checked pipeline and
+    verified on its test split (nothing is written to the registry); None when it cannot be."""
     from obesity.model import onnx_twin
     from obesity.registry import policy
 
     try:
         split = policy.test_split_of(version)
-    except (ObesityError, OSError) as exc:  # e.g. the training data is not on this host
-        log.warning("%s version %s has no ONNX twin and its test split cannot be read here "
-                    "(%s): serving the sklearn pipeline", version.name, version.version, exc)
-        return version
-    client = MlflowClient()
-    onnx_twin.attach(client, pipeline, version, split.X_test[list(pipeline.feature_names_in_)],
-                     registry_cfg)
-    return client.get_model_version(version.name, version.version)
+        X = split.X_test[list(pipeline.feature_names_in_)]
+        model_bytes = onnx_twin.convert(pipeline, list(X.columns), registry_cfg.onnx_opset)
+        result = onnx_twin.verify(pipeline, model_bytes, X, registry_cfg.onnx_tolerance)
+    except (ObesityError, OSError, ValueError, RuntimeError) as exc:
+        log.warning("%s has no ONNX twin and none can be made here (%s): serving its sklearn "
+                    "pipeline", label, first_line(exc))
+        return None
+    if not result.ok:
+        log.warning("%s: the ONNX twin made now differs from its pipeline (max |dp| %.2g): "
+                    "serving its sklearn pipeline", label, result.max_probability_diff)
+        return None
+    log.info("%s: ONNX twin made at load, verified on %d test rows", label, result.rows)
+    return OnnxPredictor(model_bytes)
 
 
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

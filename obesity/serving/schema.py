@@ -79,6 +79,9 @@ class ModelInfo(msgspec.Struct):
     run_id: str
     loaded_at: str
     input_schema: dict[str, Any]
+    # signed | unsigned | unbound: how far its files are vouched for (obesity.registry.manifest)
+    integrity: Literal["signed", "unsigned", "unbound"] = "unbound"
+    integrity_detail: str = ""
     card: str | None = None  # where the served version's model card is (GET), if it has one
 
 
