@@ -39,7 +39,9 @@ def read_window(url: str | None, model_name: str, rows: int, since_hours: float 
     source = locations.redact(url)
     empty = Window(pd.DataFrame(columns=[*FEATURE_NAMES, "prediction"]), 0, source)
     path = locations.sqlite_path(url)
-    if path is not None and not path.is_file():  # connecting would create it
+    if path is not None and path.exists() and not path.is_file():
+        raise StoreError(f"prediction log {source}: {path} is not a file (a folder in its place?)")
+    if path is not None and not path.exists():  # connecting would create it
         return empty
     engine = create_engine(url)
     try:

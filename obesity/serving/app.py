@@ -30,6 +30,7 @@ from omegaconf import DictConfig
 
 from obesity.config import checks as config_checks
 from obesity.serving import api_docs, csv_table, metrics, page
+from obesity.serving import request_id as request_ids
 from obesity.serving.holder import ModelHolder
 from obesity.serving.http_errors import (
     ERRORS,
@@ -41,7 +42,7 @@ from obesity.serving.http_errors import (
 )
 from obesity.serving.prediction_log import PredictionLog
 from obesity.serving.predictors import ServedModel
-from obesity.serving.request_id import RequestIdMiddleware, request_id
+from obesity.serving.request_id import request_id
 from obesity.serving.schema import (
     Batch,
     BatchPrediction,
@@ -105,7 +106,7 @@ def predict_batch(data: Batch, state: State, request: Request) -> BatchPredictio
                            ModelRef(model.name, model.version))
 
 
-@post("/predict/csv", status_code=200, media_type="text/csv; charset=utf-8",
+@post("/predict/csv", status_code=200, media_type=csv_table.MEDIA_TYPE,
       operation_class=api_docs.CsvOperation, summary="Predict a CSV file: the same file, predictions added",
       description="Each row gets the columns `prediction` and `probability_<class>` (replaced "
                   "if the file has them). A bad cell is named by its column and line.",
@@ -125,7 +126,7 @@ def _predict_csv(state: State, request: Request, body: bytes) -> Response[str]:
         raise ApiError(rejected.status, rejected.detail, rejected.errors) from None
     model = _current(state)
     answers = _predictions(model, table.persons, request)
-    return Response(csv_table.write(table, answers), media_type="text/csv; charset=utf-8",
+    return Response(csv_table.write(table, answers), media_type=csv_table.MEDIA_TYPE,
                     headers={"x-model-name": model.name, "x-model-version": model.version})
 
 
@@ -172,6 +173,8 @@ def model_info(state: State) -> ModelInfo:
         validation_status=tags.get("validation_status", "unknown"),
         data_md5=tags.get("data_md5", "unknown"), metrics=metrics, run_id=model.run_id,
         loaded_at=model.loaded_at, input_schema=msgspec.json.schema(Person),
+        integrity=model.integrity.status,  # type: ignore[arg-type]
+        integrity_detail=model.integrity.detail,
         card="/model/card" if model.card else None,
     )
 
@@ -202,6 +205,18 @@ async def _follow_alias(holder: ModelHolder, first: asyncio.Future, interval: fl
             log.exception("checking %s@%s failed", holder.cfg.model_name, holder.cfg.alias)
 
 
+async def _stamp(message: Any, scope: Any) -> None:
+    request_ids.stamp(message, scope)
+
+
+async def _stamp_counted(message: Any, scope: Any) -> None:
+    """The request id on every response; a response no route handled is counted (Litestar's
+    Prometheus middleware only wraps routes)."""
+    request_ids.stamp(message, scope)
+    if message["type"] == "http.response.start" and "route_handler" not in scope:
+        metrics.UNROUTED.labels(scope.get("method", "-"), str(message["status"])).inc()
+
+
 class MetricsController(PrometheusController):
     """GET /metrics in Prometheus' text format: for scrapers, not part of the API document."""
 
@@ -226,6 +241,10 @@ def create_app(cfg: DictConfig) -> Litestar:
     ConfigError, listing every bad value, before anything listens."""
     config_checks.check(cfg)
     locations.uris(cfg.registry)  # a missing env var fails now; mlflow loads with the first model
+    if not cfg.registry.verify_key:
+        log.warning("models are not signature-checked: registry.verify_key (OBESITY_VERIFY_KEY) is "
+                    "not set, so a version whose manifest was rewritten in the registry would be "
+                    "served; GET /model says 'unsigned' (docs/serving.md: signed models)")
 
     @contextlib.asynccontextmanager
     async def model_lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -251,7 +270,8 @@ def create_app(cfg: DictConfig) -> Litestar:
                            model_card, index, alive_head, api_docs.file_handler(),
                            create_static_files_router("/static", [page.STATIC_DIR],
                                                       include_in_schema=False)]
-    middleware: list[Any] = [RequestIdMiddleware]
+    middleware: list[Any] = []
+    before_send = [_stamp_counted if cfg.monitor.metrics else _stamp]
     if cfg.monitor.metrics:
         prometheus = PrometheusConfig(app_name="obesity", prefix="obesity_http", group_path=True,
                                       exclude=["/metrics"])
@@ -260,6 +280,7 @@ def create_app(cfg: DictConfig) -> Litestar:
     return Litestar(
         route_handlers=handlers,
         middleware=middleware,
+        before_send=before_send,
         lifespan=[model_lifespan],
         # what requests read, as plain values: an OmegaConf access (interpolations are parsed
         # on every read) cost GET / 0.7 ms of CPU

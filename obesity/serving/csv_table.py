@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ PREDICTION = "prediction"
 PROBABILITY = "probability_"  # + a class name: one column per class
 OUTPUT_COLUMNS = (PREDICTION, *(PROBABILITY + c for c in CLASSES))
 MAX_ERRORS = 100  # listed in one answer; the count of all is in its detail
+MAX_COLUMNS = 1000  # columns in a file: the 16 inputs, the label, ids, earlier predictions...
 
 
 class CsvRejected(ValueError):
@@ -102,10 +104,15 @@ def _header(reader: csv.Reader) -> tuple[list[str], dict[str, int]]:  # type: ig
         raise CsvRejected(400, f"line {line}: the columns are separated by {sep!r}: send the file "
                                "comma-separated, as the data set is",
                           [FieldError("header", f"separated by {sep!r}, not by commas", line)])
+    if len(header) > MAX_COLUMNS:
+        raise CsvRejected(400, f"line {line}: the header has {len(header):,} columns; a file "
+                               f"holds at most {MAX_COLUMNS} (the 16 inputs and your own)",
+                          [FieldError("header", f"{len(header):,} columns", line)])
+    counts = Counter(header)
     errors = [FieldError(name, "column missing from the header", line)
-              for name in FEATURE_NAMES if name not in header]
+              for name in FEATURE_NAMES if name not in counts]
     errors += [FieldError(clip(name), "column named twice in the header", line)
-               for name in dict.fromkeys(header) if name and header.count(name) > 1]
+               for name, n in counts.items() if name and n > 1]
     if errors:
         raise CsvRejected(400, "the header does not have the 16 input columns, once each", errors)
     return header, {name: header.index(name) for name in FEATURE_NAMES}

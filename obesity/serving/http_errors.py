@@ -91,9 +91,10 @@ ERRORS = {
 
 def http_error(request: Request, exc: HTTPException) -> Response[ErrorBody]:
     errors = exc.extra if isinstance(exc.extra, list) else []
-    errors = [e if isinstance(e, FieldError)
-              else FieldError(str(e.get("key", "")), str(e.get("message", ""))) for e in errors]
-    status, detail = exc.status_code, exc.detail
+    errors = [FieldError(_utf8(e.field), _utf8(e.message), e.line) if isinstance(e, FieldError)
+              else FieldError(_utf8(str(e.get("key", ""))), _utf8(str(e.get("message", ""))))
+              for e in errors]
+    status, detail = exc.status_code, _utf8(exc.detail)
     if status == 413 and detail == HTTPStatus(413).phrase:  # Litestar's body limit: say which
         detail = (f"the body is over this service's limit of {request.app.state.body_limit:,} "
                   f"bytes (body_limit_bytes)")
@@ -105,3 +106,13 @@ def internal_error(request: Request, exc: Exception) -> Response[ErrorBody]:
     log.exception("%s %s failed", request.method, request.url.path)
     body = ErrorBody(500, "Internal Server Error", "the server failed; the error is in its log")
     return Response(body, status_code=500)
+
+
+def _utf8(text: str) -> str:
+    """`text` as valid UTF-8: a client's JSON may escape a lone surrogate (`"\\ud800"`) into a
+    key we echo, which no JSON encoder can write; it is escaped back instead."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode()
+    return text

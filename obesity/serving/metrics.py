@@ -15,3 +15,7 @@ LOG_DROPPED = Counter("obesity_prediction_log_dropped_rows",
 LOG_WRITTEN = Counter("obesity_prediction_log_written_rows", "Rows written to the prediction log")
 SERVED = Gauge("obesity_served_version", "The version being served (1 for the current one)",
                ["model", "alias", "version", "backend"])
+UNROUTED = Counter("obesity_http_unrouted_requests",
+                   "Requests answered before any route matched (404, 405, a bad Host), by status; "
+                   "obesity_http_requests_total counts the routed ones",
+                   ["method", "status_code"])

@@ -75,6 +75,7 @@ class PredictionLog:
         self._table: Any = None
         self._insert = ""
         self._problem: str | None = None  # the last write error, logged once
+        self._file: tuple[int, int] | None = None  # the sqlite file written to (device, inode)
 
     def record(self, request_id: str, model: Any, rows: Sequence[Any], predictions: Sequence[Any],
                latency_ms: float) -> int:
@@ -150,6 +151,11 @@ class PredictionLog:
         return kept
 
     def _write(self, batch: deque[tuple[Any, ...]]) -> None:
+        if self._engine is not None and self._file_moved():
+            log.warning("prediction log %s: the file was deleted or replaced while serving: "
+                        "opening it anew", locations.redact(self.url))
+            self._engine.dispose()
+            self._engine = None
         if self._engine is None:
             self._connect()
         text_time = self._engine.dialect.name == "sqlite"  # SQLAlchemy's own sqlite format
@@ -163,6 +169,21 @@ class PredictionLog:
                              *(answer.probabilities[c] for c in CLASSES), latency_ms))
         with self._engine.begin() as connection:
             connection.exec_driver_sql(self._insert, rows)
+        if self._file_moved():  # deleted meanwhile: the rows went into a file nobody can open
+            raise FileNotFoundError("the file was deleted or replaced during the write; the rows "
+                                    "are written again into a new file")
+
+    def _file_moved(self) -> bool:
+        """Is the sqlite file gone, or another file now (SQLite would go on writing into the
+        deleted one)? Never for a server database."""
+        path = locations.sqlite_path(self.url)
+        if path is None:
+            return False
+        try:
+            found = path.stat()
+        except FileNotFoundError:
+            return True
+        return (found.st_dev, found.st_ino) != self._file
 
     def _connect(self) -> None:
         from sqlalchemy import MetaData, create_engine
@@ -176,6 +197,9 @@ class PredictionLog:
         metadata = MetaData()
         self._table = table(metadata)
         metadata.create_all(engine, checkfirst=True)
+        if path is not None:
+            found = path.stat()
+            self._file = (found.st_dev, found.st_ino)
         columns = [c.name for c in self._table.columns if c.name != "id"]
         quote = engine.dialect.identifier_preparer.quote
         marker = {"qmark": "?", "format": "%s", "pyformat": "%s"}[engine.dialect.paramstyle]

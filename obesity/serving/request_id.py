@@ -1,5 +1,5 @@
 """`X-Request-ID`: taken from the request when it is a sane token, else generated; returned on
-every response (errors too) and kept in the ASGI scope for the prediction log."""
+every response (errors, 404 and 405 too) and kept in the ASGI scope for the prediction log."""
 
 from __future__ import annotations
 
@@ -12,28 +12,23 @@ SCOPE_KEY = "obesity.request_id"
 _SANE = re.compile(rb"[A-Za-z0-9._:/+=-]{1,128}")  # a client's id is echoed: nothing else
 
 
-class RequestIdMiddleware:
-    """ASGI middleware (Litestar's `middleware=`): one id per request, on its response."""
+def of_scope(scope: Any) -> str:
+    """The id of the request in this ASGI scope, decided once: the client's, or a new one."""
+    rid = scope.get(SCOPE_KEY)
+    if rid is None:
+        given = next((value for name, value in scope.get("headers", ()) if name == HEADER), None)
+        rid = scope[SCOPE_KEY] = (given.decode() if given is not None and _SANE.fullmatch(given)
+                                  else uuid.uuid4().hex)
+    return rid
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        given = next((value for name, value in scope["headers"] if name == HEADER), None)
-        rid = given.decode() if given is not None and _SANE.fullmatch(given) else uuid.uuid4().hex
-        scope[SCOPE_KEY] = rid
-
-        async def send_with_id(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), (HEADER, rid.encode())]
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
+def stamp(message: Any, scope: Any) -> None:
+    """Put the id on a response's start message. Called for every message the app sends (a
+    Litestar `before_send` hook, which also sees the answers of requests no route matched)."""
+    if message["type"] == "http.response.start":
+        message["headers"] = [*message.get("headers", ()), (HEADER, of_scope(scope).encode())]
 
 
 def request_id(request: Any) -> str:
     """The id of `request` (a Litestar Request)."""
-    return str(request.scope.get(SCOPE_KEY, "-"))
+    return of_scope(request.scope)
