@@ -73,9 +73,12 @@ class SweepTracking(Callback):
 
         from obesity.errors import ObesityError
         from obesity.stores import locations, owner, tracking
+        from obesity.training.job import preflight
 
         warm_up_workers(config)
-        try:  # creates a fresh store under a lock: workers starting together do not race
+        try:
+            preflight(config)  # bad values or data: one line now, not a FAILED run per trial
+            # creates a fresh store under a lock: workers starting together do not race
             experiment_id = tracking.setup(config.registry)
         except ObesityError as exc:
             log.error("%s", exc)
@@ -118,10 +121,10 @@ class SweepTracking(Callback):
         from obesity.registry import promote
         from obesity.sweep import report as sweep_report
 
-        client = MlflowClient()
         parent = self.parent_run_id
-        if parent is None:
+        if parent is None:  # stopped before its parent run (a bad config): no store to touch
             return
+        client = MlflowClient()
         if sys.exc_info()[0] is not None:  # Hydra calls this in a `finally`: the sweep failed
             client.set_terminated(parent, "FAILED")
             return
@@ -155,11 +158,16 @@ def promote_study_once(client: Any, config: DictConfig, parent: str, study_name:
     from obesity.registry import promote
     from obesity.stores.locks import db_lock
     from obesity.sweep import report as sweep_report
-    from obesity.sweep.study import lock_name
+    from obesity.sweep.study import fail_stale_trials, lock_name
+    from obesity.sweep.study import storage as study_storage
+    from obesity.sweep.sweeper import Heartbeat
 
-    storage = str(config.hydra.sweeper.storage)
+    sweeper = config.hydra.sweeper
+    storage = str(sweeper.storage)
+    beat = Heartbeat(sweeper.heartbeat_interval, sweeper.grace_period, sweeper.max_retry)
     with db_lock(storage, lock_name(study_name)):
-        study = optuna.load_study(study_name=study_name, storage=storage)
+        study = optuna.load_study(study_name=study_name, storage=study_storage(storage, beat))
+        fail_stale_trials(study, beat.grace_period)  # a dead worker's trial blocks nothing
         running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
         if running:
             log.info("study %s: %d trial(s) still running in other workers; the last worker to "

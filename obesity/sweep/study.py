@@ -8,39 +8,90 @@ and a failed trial is one clear log line, not a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import threading
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import optuna
 from omegaconf import OmegaConf
-from optuna.trial import FrozenTrial, Trial, TrialState
+from optuna.storages import RDBStorage
+from optuna.storages._heartbeat import BaseHeartbeat
+from optuna.trial import Trial, TrialState
 
 import obesity.stores.sqlite_tuning  # noqa: F401  (WAL for the embedded stores)
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
 from obesity.errors import StoreError
-from obesity.stores import locations, owner
+from obesity.stores import locations
 from obesity.stores.locks import db_lock
 
 log = logging.getLogger(__name__)
 TAKEN = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)  # count toward n_trials
-OWNER_ATTR = "owner"  # trial user attr: the sweep process (host:pid) that asked for the trial
+BEATS = "heartbeat_s"  # trial user attr: its sweep beats for it every this many seconds
 
 
-def fail_orphaned_trials(study: optuna.Study,
-                         trials: Sequence[FrozenTrial] | None = None) -> list[int]:
-    """Mark FAIL the RUNNING trials (of `trials`, default: the study's) whose owning sweep
-    process is dead; return their numbers."""
-    failed = []
-    if trials is None:
-        trials = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    for trial in trials:
-        if trial.state == TrialState.RUNNING and owner.is_dead(trial.user_attrs.get(OWNER_ATTR)):
+def storage(url: str, heartbeat: Any) -> RDBStorage:
+    """The study's storage with Optuna's heartbeat: a RUNNING trial whose worker stopped
+    beating for `heartbeat.grace_period` s is failed and retried (as a WAITING copy)."""
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    with warnings.catch_warnings():  # the heartbeat arguments are "experimental" in Optuna
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return RDBStorage(url, heartbeat_interval=heartbeat.interval,
+                          grace_period=heartbeat.grace_period,
+                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                              max_retry=heartbeat.max_retry))
+
+
+def fail_stale_trials(study: optuna.Study, grace_period: float) -> list[int]:
+    """Fail the RUNNING trials whose worker stopped beating (their retries are queued), and
+    those started over `grace_period` s ago by a sweep that never beat (an older version):
+    nothing could ever prove them alive. Returns their numbers."""
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    cutoff = datetime.now() - timedelta(seconds=grace_period)  # Optuna's naive local times
+    for trial in running:
+        if BEATS not in trial.user_attrs and (trial.datetime_start or cutoff) < cutoff:
             study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
-            failed.append(trial.number)
-    return failed
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    still = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    return sorted(t.number for t in running if t.number not in still)
+
+
+def _storage_of(study: optuna.Study) -> BaseHeartbeat:
+    """The study's storage, made by `storage` (Optuna wraps it in a cache that beats through)."""
+    assert isinstance(study._storage, BaseHeartbeat), type(study._storage)
+    return study._storage
+
+
+@contextlib.contextmanager
+def beating(study: optuna.Study, trials: Sequence[Trial], interval: float) -> Iterator[None]:
+    """Record a heartbeat for `trials` every `interval` s while the block runs (the launcher
+    runs them, maybe in other processes): the proof, for other workers, that they are alive."""
+    stop = threading.Event()
+    beat = _storage_of(study).record_heartbeat
+
+    def run() -> None:
+        while True:
+            for trial in trials:
+                with contextlib.suppress(Exception):  # a missed beat is retried next interval
+                    beat(trial._trial_id)
+            if stop.wait(interval):
+                return
+
+    thread = threading.Thread(target=run, name="trial-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def count(study: optuna.Study, *states: TrialState) -> int:
@@ -57,6 +108,7 @@ class ResumableSweeperImpl(OptunaSweeperImpl):
 
     sampler_factory: Any = None
     warm_start = True  # a new study's first trial: the champion's parameters
+    heartbeat: Any = None  # obesity.sweep.sweeper.Heartbeat
 
     def sweep(self, arguments: list[str]) -> None:
         if not self.storage:
@@ -86,44 +138,56 @@ class ResumableSweeperImpl(OptunaSweeperImpl):
         # under the lock: workers starting together on a fresh database would race to create
         # Optuna's tables (PostgreSQL: "duplicate key value ... studydirection")
         with db_lock(self.storage, lock_name(study_name)):
-            study = optuna.create_study(study_name=study_name, storage=self.storage,
+            study = optuna.create_study(study_name=study_name,
+                                        storage=storage(self.storage, self.heartbeat),
                                         directions=directions, load_if_exists=True)
             if self.warm_start and not study.trials:  # new: start from the champion
                 from obesity.sweep.warm_start import enqueue_champion
 
                 enqueue_champion(study, self.config, space)
-        total, me = self.n_trials, owner.me()
-        orphans = fail_orphaned_trials(study)
-        if orphans:
-            log.warning("study %s: marked FAIL the trials of a dead sweep: %s", study.study_name,
-                        orphans)
+        total = self.n_trials
         finished = count(study, TrialState.COMPLETE, TrialState.PRUNED)
         running = count(study, TrialState.RUNNING)
         log.info("study %s: %d of n_trials=%d trials finished; running %d more%s",
                  study.study_name, finished, total, max(0, total - finished - running),
                  f" ({running} running in other workers)" if running else "")
         progress = Progress(total)
+        waiting_said = False
         while True:
             with db_lock(self.storage, lock_name(study_name)):
-                # one read of the study per batch: finished or running anywhere, minus the dead
+                stale = fail_stale_trials(study, self.heartbeat.grace_period)
+                if stale:
+                    log.warning("study %s: trial(s) %s stopped beating for grace_period=%ss (their "
+                                "worker died): marked FAIL, retried up to max_retry=%d times",
+                                study.study_name, stale, self.heartbeat.grace_period,
+                                self.heartbeat.max_retry)
+                # one read of the study per batch: finished, or running anywhere and alive
                 every = study.get_trials(deepcopy=False)
                 taken = [t for t in every if t.state in TAKEN]
-                orphans = fail_orphaned_trials(study, taken)
-                if orphans:
-                    log.warning("study %s: marked FAIL the trials of a dead sweep: %s",
-                                study.study_name, orphans)
-                left = total - (len(taken) - len(orphans))
+                left = total - len(taken)
                 trials: list[Trial] = []
-                for _ in range(min(self.n_jobs, left)):
-                    # the trial's number, under the lock: the count of trials in the study
-                    self._reseed(study, len(every) + len(trials))
-                    trials.append(study.ask())
-                for trial in trials:  # owned before the lock is released: others count them
-                    trial.set_user_attr(OWNER_ATTR, me)
+                with warnings.catch_warnings():  # "heartbeat is meant for optimize()": we beat
+                    warnings.simplefilter("ignore", UserWarning)
+                    for _ in range(min(self.n_jobs, left)):
+                        # the trial's number, under the lock: the count of trials in the study
+                        self._reseed(study, len(every) + len(trials))
+                        trials.append(study.ask())
+                for trial in trials:  # beating before the lock is released: others count them
+                    _storage_of(study).record_heartbeat(trial._trial_id)
+                    trial.set_user_attr(BEATS, self.heartbeat.interval)
             if not trials:
-                break
+                elsewhere = [t.number for t in taken if t.state == TrialState.RUNNING]
+                if not elsewhere:
+                    break
+                if not waiting_said:  # they finish, or go stale and come back as retries
+                    log.info("study %s: waiting for trial(s) %s running in other workers",
+                             study.study_name, elsewhere)
+                    waiting_said = True
+                time.sleep(self.heartbeat.interval)
+                continue
             overrides = self._configure_trials(trials, space, fixed_params, fixed_overrides)
-            returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
+            with beating(study, trials, self.heartbeat.interval):
+                returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
             self.job_idx += len(returns)
             outcomes = [_tell(study, trial, ret, len(directions))
                         for trial, ret in zip(trials, returns, strict=True)]
@@ -132,7 +196,7 @@ class ResumableSweeperImpl(OptunaSweeperImpl):
                 log.error("%d of %d trials in the last batch failed (max_failure_rate=%s): "
                           "stopping the sweep", failed, len(returns), self.max_failure_rate)
                 raise SystemExit(1)
-            progress.batch_done(study, len(taken) - len(orphans) + len(trials), len(trials))
+            progress.batch_done(study, len(taken) + len(trials), len(trials))
         running = count(study, TrialState.RUNNING)
         log.info("study %s: %d of n_trials=%d trials finished%s", study.study_name,
                  count(study, TrialState.COMPLETE, TrialState.PRUNED), total,

@@ -3,7 +3,9 @@
 Differences from hydra-optuna-sweeper's own class:
 - `n_trials` is the TOTAL the study should reach: a rerun of the same command tops the study up
   and a finished study runs nothing (the plain sweeper would add n_trials new trials each time);
-- RUNNING trials left by a killed sweep (their owner process is gone) are marked FAIL first;
+- each trial's sweep beats for it (Optuna's heartbeat): a trial whose worker stopped beating
+  (killed, on any host) is failed and retried, and a worker waits for trials still running
+  elsewhere, so the last one standing promotes the best;
 - the sampler is reseeded before every trial from (seed, trial number), so neither a resumed
   sweep nor a second worker replays trials already drawn, yet the sequence stays reproducible
   (and independent of the batch size);
@@ -37,7 +39,8 @@ class StudySweeper(OptunaSweeper):
     def __init__(self, sampler: Any, direction: Any, storage: Any, study_name: Any,
                  n_trials: int, n_jobs: int, max_failure_rate: float,
                  custom_search_space: Any, params: Any, pruner: Any = None,
-                 warm_start: bool = True) -> None:
+                 warm_start: bool = True, heartbeat_interval: int = 5, grace_period: int = 30,
+                 max_retry: int = 2) -> None:
         # `pruner` is not used here: each trial reads it from its Hydra config and asks the
         # study itself (obesity/sweep/pruning.py); the sweeper only tells PRUNED apart
         from obesity.sweep.study import ResumableSweeperImpl
@@ -49,6 +52,18 @@ class StudySweeper(OptunaSweeper):
         )
         self.sweeper.sampler_factory = _seeded_factory(sampler_cfg)
         self.sweeper.warm_start = warm_start
+        self.sweeper.heartbeat = Heartbeat(heartbeat_interval, grace_period, max_retry)
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """A sweep beats for each trial it runs every `interval` s; a RUNNING trial with no beat for
+    `grace_period` s (its worker died, on any host) is failed and retried up to `max_retry`
+    times (Optuna's RDBStorage heartbeat and RetryHeartbeatStaleTrialCallback)."""
+
+    interval: int = 5
+    grace_period: int = 30
+    max_retry: int = 2
 
 
 NO_PRUNER = "optuna.pruners.NopPruner"  # hydra/sweeper/pruner=none
@@ -76,6 +91,11 @@ class StudySweeperConf(OptunaSweeperConf):
     pruner: Any = MISSING  # filled by the pruner group (MISSING: the group merge is not overwritten)
     # a new study's first trial is the champion's parameters (same model family and data)
     warm_start: bool = True
+    # a worker beats for its trials; one silent for grace_period s is dead: its trials are
+    # failed and retried (max_retry times), whichever host it ran on
+    heartbeat_interval: int = 5
+    grace_period: int = 30
+    max_retry: int = 2
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="study", node=StudySweeperConf,

@@ -43,6 +43,19 @@ class TrainResult:
     folds: int = 0  # CV folds fitted
 
 
+def preflight(cfg: DictConfig) -> None:
+    """What every run of `cfg` would refuse, checked once before a sweep starts (an
+    ObesityError naming the key, the file or the class): its values, its data and split, its
+    folds, its estimator's parameters. Without it each trial would fail alike, recorded as a
+    FAILED run."""
+    config_checks.check(cfg)
+    dataset, split = split_of(cfg.data, exclude=cfg.data.exclude)
+    check_folds(dataset, split, cfg.cv_folds)
+    from obesity.model import pipeline
+
+    pipeline.build(cfg)
+
+
 def run(cfg: DictConfig, overrides: list[str] | None = None, parent_run_id: str | None = None,
         tags: dict[str, str] | None = None,
         on_fold: Callable[[int, float], bool] | None = None,
