@@ -117,3 +117,29 @@ def test_postgres_two_workers_share_one_study_and_promote_once(postgres, mlflow_
     assert promoted == 1
     assert any("the last worker to finish promotes" in err or "registered already" in err
                for _, err in logs)
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # we beat, not optimize()
+def test_a_silent_workers_trial_on_postgresql_is_failed_and_retried(postgres):
+    """The heartbeat on a server database: a trial whose worker (any host) stopped beating is
+    failed once its grace period passed, and comes back as a WAITING retry."""
+    from obesity.sweep.study import BEATS, fail_stale_trials, storage
+    from obesity.sweep.sweeper import Heartbeat
+
+    study = optuna.create_study(study_name="heartbeat", storage=storage(f"{postgres}/optuna",
+                                                                        Heartbeat(1, 1, 1)))
+    alive, dead = study.ask(), study.ask()
+    for trial in (alive, dead):
+        study._storage.record_heartbeat(trial._trial_id)
+        trial.set_user_attr(BEATS, 1)
+    deadline = time.monotonic() + 30
+    failed: list[int] = []
+    while not failed and time.monotonic() < deadline:
+        study._storage.record_heartbeat(alive._trial_id)  # one worker still beats
+        failed = fail_stale_trials(study, 1)
+        time.sleep(0.3)
+    assert failed == [dead.number]
+    states = {t.number: t.state for t in study.get_trials()}
+    assert states[alive.number] == TrialState.RUNNING and states[dead.number] == TrialState.FAIL
+    [retry] = [t for t in study.get_trials() if t.state == TrialState.WAITING]
+    assert retry.system_attrs["failed_trial"] == dead.number

@@ -132,7 +132,9 @@ def _kill_mid_trial(args: list[str], outputs: Path) -> list[str]:
 
 
 def test_kill_9_then_rerun_finishes_the_study_and_leaves_nothing_running(tmp_path):
-    args = ["sweep=rf", "hydra.sweeper.n_trials=3", "cv_folds=2", "model.n_estimators=150"]
+    # a dead sweep's trial stops beating: stale after grace_period, failed and retried
+    args = ["sweep=rf", "hydra.sweeper.n_trials=3", "cv_folds=2", "model.n_estimators=150",
+            "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=2"]
     for attempt in range(3):  # a trial may finish between the last poll and the kill: again
         outputs = tmp_path / str(attempt)
         states = _kill_mid_trial(args, outputs)
@@ -146,13 +148,58 @@ def test_kill_9_then_rerun_finishes_the_study_and_leaves_nothing_running(tmp_pat
 
     rerun = run_sweep(args, outputs)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert "marked FAIL the trials of a dead sweep" in rerun.stderr
+    assert "stopped beating for grace_period=2s" in rerun.stderr
     trials = load_study(outputs, STUDY).trials
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     complete = [t.number for t in trials if t.state == TrialState.COMPLETE]
     assert len(complete) == 3 and set(completed_before) <= set(complete)
     assert not runs_of(client, "attributes.status = 'RUNNING'")
     assert runs_of(client, "attributes.status = 'KILLED'")
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # we beat, not optimize()
+def test_a_trial_left_running_by_a_dead_worker_on_another_host_is_retried_and_promoted(tmp_path):
+    """A worker on another host asked for a trial, beat for it, then died (its host:pid means
+    nothing here); another left one from a sweep that never beat. Both go stale after
+    grace_period: failed, the beating one retried, and the study's best is promoted."""
+    import optuna
+
+    from obesity.sweep.study import BEATS, storage
+    from obesity.sweep.sweeper import Heartbeat
+
+    url = compose_train([], tmp_path).registry.study_storage
+    study = optuna.create_study(study_name="sweep-lr_data-full", direction="maximize",
+                                storage=storage(url, Heartbeat(1, 2, 2)))
+    dead = study.ask()
+    study._storage.record_heartbeat(dead._trial_id)
+    dead.set_user_attr(BEATS, 1)
+    dead.set_user_attr("owner", "another-host:1")
+    legacy = study.ask()  # no heartbeat at all
+    proc = run_sweep(["sweep=lr", "hydra.sweeper.n_trials=3", "cv_folds=2",
+                      "hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=2"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"trial(s) [{dead.number}, {legacy.number}] stopped beating" in proc.stderr
+    trials = load_study(tmp_path, "sweep-lr_data-full").trials
+    states = {t.number: t.state for t in trials}
+    assert states[dead.number] == states[legacy.number] == TrialState.FAIL
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") == dead.number]
+    assert len(retried) == 1 and retried[0].state == TrialState.COMPLETE
+    assert sum(s == TrialState.COMPLETE for s in states.values()) == 3
+    assert mlflow_client(tmp_path).get_model_version_by_alias("obesity_full", "champion")
+
+
+@pytest.mark.parametrize("bad", ["model.n_estimators=0", "data.path={small}"])
+def test_a_sweep_that_every_trial_would_refuse_stops_before_it_starts(tmp_path, bad):
+    small = tmp_path / "small.csv"
+    small.write_text("\n".join((ROOT / "data/raw/ObesityDataSet_raw_and_data_sinthetic.csv")
+                               .read_text().splitlines()[:30]) + "\n")
+    proc = run_sweep(["sweep=rf", "hydra.sweeper.n_trials=2", bad.format(small=small)],
+                     tmp_path / "out")
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    said = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(said) == 1 and ("n_estimators" in said[0] or "small.csv" in said[0]), said
+    assert not (tmp_path / "out" / "mlflow.db").exists()  # no parent run, no FAILED trial
+    assert not (ROOT / "mlflow.db").exists()  # nor MLflow's default store in the working dir
 
 
 def test_joblib_launcher_runs_trials_in_parallel_without_collisions(tmp_path):
