@@ -61,12 +61,36 @@ def repo(tmp_path_factory) -> Path:
     return dst
 
 
+def committed(path: str) -> str:
+    """A file as the last commit holds it (a `dvc exp run` may have changed the workspace's)."""
+    return subprocess.run(["git", "show", f"HEAD:{path}"], cwd=ROOT, capture_output=True,
+                          text=True, check=True).stdout
+
+
 def test_params_yaml_is_the_composition_of_configs():
     """The committed params.yaml is exactly what scripts/params.py makes from configs/."""
     sys.path.insert(0, str(ROOT / "scripts"))
     from params import HEADER, compose_params
 
-    assert (ROOT / "params.yaml").read_text() == HEADER + compose_params([])
+    assert committed("params.yaml") == HEADER + compose_params([])
+
+
+def test_the_committed_dvc_lock_is_true_for_the_committed_tree(tmp_path):
+    """A fresh clone: `dvc status` finds every dependency and parameter as dvc.lock records it
+    (only the outputs are missing), so `dvc repro` reproduces, not changes, the lock."""
+    archive = subprocess.run(["git", "archive", "HEAD"], cwd=ROOT, capture_output=True,
+                             check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tmp_path)], input=archive, check=True)
+    shutil.copy2(RAW_CSV, tmp_path / "data" / "raw" / RAW_CSV.name)
+    sh(tmp_path, "git", "init", "-q")
+    status = json.loads(sh(tmp_path, "dvc", "status", "--json").splitlines()[-1])
+    made = ("data/prepared/", "models/")  # other stages' outputs: not in a fresh clone
+    changed = {(stage, kind, path): state for stage, changes in status.items()
+               for change in changes if isinstance(change, dict)
+               for kind, paths in change.items() if kind != "changed outs"
+               for path, state in (paths.items() if isinstance(paths, dict) else [(paths, "")])
+               if not (state == "deleted" and path.startswith(made))}
+    assert not changed, changed
 
 
 def test_repro_runs_every_stage_then_nothing(repo):
