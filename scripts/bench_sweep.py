@@ -1,6 +1,6 @@
 """Sweep throughput: the same trials with 1 and 2 workers, and the framework's time per trial.
 
-    .venv/bin/python scripts/bench_sweep.py [--trials 12] [-- extra overrides]
+    .venv/bin/python scripts/bench_sweep.py [--trials 12] [--family hgb] [-- extra overrides]
     .venv/bin/python scripts/bench_sweep.py --pruner median [--trials 32]
 
 Three real sweeps of `sweep=rf` (promotion off), each in a fresh tmp store, with a seeded RANDOM
@@ -34,11 +34,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCHERS = {
     "basic": [],
+    # a sweep's trials run single-threaded (configs/sweep/base.yaml: threads=1); this is the
+    # single worker with every core for its fits, in case that is the faster one here
+    "basic-all": ["threads=null"],
     "joblib1": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=1", "hydra.sweeper.n_jobs=1"],
     "joblib2": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2"],
     # batches of 4 on 2 workers: joblib hands the next trial to whichever worker is free, so a
     # slow trial no longer idles the other worker until the batch ends
     "joblib2x4": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=4"],
+    "2processes": [],  # two sweep commands started together on one study (see sweep())
 }
 
 
@@ -46,11 +50,17 @@ RANDOM = ["hydra/sweeper/sampler=random", "hydra.sweeper.sampler.seed=0"]
 
 
 def sweep(outputs: Path, trials: int, launcher: list[str], extra: list[str],
-          family: str = "rf", sampler: list[str] = RANDOM) -> float:
+          family: str = "rf", sampler: list[str] = RANDOM, processes: int = 1) -> float:
+    """Wall time of `processes` sweep commands started together on one study."""
     cmd = [sys.executable, "-m", "obesity.train", "-m", f"sweep={family}", f"paths.outputs={outputs}",
            *sampler, f"hydra.sweeper.n_trials={trials}", "promote=false", *launcher, *extra]
     start = time.perf_counter()
-    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+    workers = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+               for _ in range(processes)]
+    for worker in workers:
+        _, err = worker.communicate()
+        if worker.returncode:
+            raise SystemExit(f"sweep failed: {err.decode()[-2000:]}")
     return time.perf_counter() - start
 
 
@@ -74,6 +84,7 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=None, help="default 16 (--pruner: 32)")
     parser.add_argument("--pruner", help="compare sweeps without and with this pruner")
+    parser.add_argument("--family", default="rf", help="the model family swept (rf, hgb, ...)")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every sweep")
     args = parser.parse_args()
     if args.pruner:
@@ -85,28 +96,35 @@ def main() -> None:
         for name, launcher in LAUNCHERS.items():
             outputs = Path(tmp) / name
             # no pruning here: the launchers must run exactly the same work
-            walls[name] = sweep(outputs, args.trials, launcher,
-                                ["hydra/sweeper/pruner=none", *args.overrides])
+            two = name == "2processes"
+            walls[name] = sweep(outputs, args.trials, [] if two else launcher,
+                                ["hydra/sweeper/pruner=none", *args.overrides],
+                                family=args.family, processes=2 if two else 1)
             parent, runs = sweep_runs(outputs)
             # from the sweep's parent run (process started, store open) to the last trial's end
             phase[name] = (max(r.info.end_time for r in runs) - parent.info.start_time) / 1000
             fit[name] = sum(r.data.metrics["time_fit_cv_s"] for r in runs)
             params[name] = sorted(tuple(sorted((k, v) for k, v in r.data.params.items()
                                                if k.startswith("model."))) for r in runs)
+            if two:  # two parent runs: from the first one's start
+                phase[name] = (max(r.info.end_time for r in runs) - parent.info.start_time) / 1000
             if name == "basic":
                 for a, b in itertools.pairwise(runs):
                     gap = (b.info.start_time - a.info.start_time) / 1000
                     framework.append(gap - a.data.metrics["time_fit_cv_s"])
     same = all(p == params["basic"] for p in params.values())
-    print(f"{args.trials} trials of sweep=rf, random sampler seed 0 (same trials in all three: {same})")
+    print(f"{args.trials} trials of sweep={args.family}, random sampler seed 0 (same trials in "
+          f"all: {same})")
     print(f"{'launcher':11}{'wall s':>9}{'trials s':>10}{'fit+cv s':>10}")
-    for name in LAUNCHERS:
+    for name in walls:
         print(f"{name:11}{walls[name]:9.1f}{phase[name]:10.1f}{fit[name]:10.1f}")
     print("(wall: the whole command; trials: from the sweep's parent run start to the last "
-          "trial's end, i.e. without interpreter start-up and imports of the sweep process)")
-    for name in ("joblib2", "joblib2x4"):
-        wall = min(walls["basic"], walls["joblib1"]) / walls[name]
-        trials = min(phase["basic"], phase["joblib1"]) / phase[name]
+          "trial's end, i.e. without interpreter start-up and imports of the sweep process; "
+          "2processes: two sweep commands on one study, as docs/scale-out.md runs them)")
+    single = ("basic", "basic-all", "joblib1")
+    for name in ("joblib2", "joblib2x4", "2processes"):
+        wall = min(walls[n] for n in single) / walls[name]
+        trials = min(phase[n] for n in single) / phase[name]
         print(f"speed-up {name} vs best single worker: wall {wall:.2f}x, trials {trials:.2f}x "
               "(goal >= 1.6x)")
     print(f"framework time per trial (basic launcher): median {statistics.median(framework):.3f} s,"

@@ -7,6 +7,7 @@ the Python API (`obesity.fit`), the DVC stage and the refit at promotion.
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+from threadpoolctl import threadpool_limits
 
 from obesity.config import checks as config_checks
 from obesity.data.split import check_folds, split_of
@@ -41,6 +43,21 @@ class TrainResult:
     model_uri: str | None = None  # where the fitted pipeline was logged, if it was
     pruned: bool = False  # a sweep's pruner stopped the CV: `objective` is over `folds` folds
     folds: int = 0  # CV folds fitted
+
+
+def native_threads(cfg: DictConfig) -> int:
+    """The native threads (OpenMP, BLAS) one run may use: `threads` when set, else the cores
+    divided by the runs the launcher runs at once. HistGradientBoosting takes every core by
+    default: two such runs at once on 2 cores fought over them, each ~10x slower."""
+    if cfg.threads:
+        return int(cfg.threads)
+    cores, workers = os.cpu_count() or 1, 1
+    if HydraConfig.initialized():
+        launcher = HydraConfig.get().launcher
+        if "joblib" in str(launcher.get("_target_", "")):
+            n_jobs = int(launcher.get("n_jobs") or 1)
+            workers = cores if n_jobs < 0 else n_jobs
+    return max(1, cores // workers)
 
 
 def preflight(cfg: DictConfig) -> None:
@@ -108,20 +125,23 @@ def run(cfg: DictConfig, overrides: list[str] | None = None, parent_run_id: str 
         timings["store"] = time.perf_counter() - tick  # cold: creates the sqlite store (~3 s)
 
         tick = time.perf_counter()
-        cv = cv_record.reuse(cv_of, cfg.cv_folds, cfg.seed, dataset.md5) if cv_of else None
-        if cv is None:
-            report = None if on_fold is None else (
-                lambda fold, running: on_fold(fold, running[cfg.objective]))
-            cv = evaluate.cross_validate(model, split.X_train, split.y_train, cfg.cv_folds,
-                                         cfg.seed, cfg.n_jobs, on_fold=report)
-        else:
-            mlflow.set_tag(cv_record.TAG, cv_of)
-        cv_record.save(cv, cfg.seed, dataset.md5)
-        metrics = dict(cv.metrics) | {"cv_folds_fitted": float(cv.folds)}
-        if cv.stopped:  # pruned: the folds' scores are all there is; nothing else to fit
-            mlflow.set_tags({"pruned": "true", "pruned_after_folds": str(cv.folds)})
-        elif cfg.evaluate_test or cfg.log_model:
-            model.fit(split.X_train, split.y_train)
+        threads = native_threads(cfg)
+        mlflow.set_tag("threads", str(threads))
+        with threadpool_limits(limits=threads):  # this run's share of the cores, not all of them
+            cv = cv_record.reuse(cv_of, cfg.cv_folds, cfg.seed, dataset.md5) if cv_of else None
+            if cv is None:
+                report = None if on_fold is None else (
+                    lambda fold, running: on_fold(fold, running[cfg.objective]))
+                cv = evaluate.cross_validate(model, split.X_train, split.y_train, cfg.cv_folds,
+                                             cfg.seed, cfg.n_jobs, on_fold=report)
+            else:
+                mlflow.set_tag(cv_record.TAG, cv_of)
+            cv_record.save(cv, cfg.seed, dataset.md5)
+            metrics = dict(cv.metrics) | {"cv_folds_fitted": float(cv.folds)}
+            if cv.stopped:  # pruned: the folds' scores are all there is; nothing else to fit
+                mlflow.set_tags({"pruned": "true", "pruned_after_folds": str(cv.folds)})
+            elif cfg.evaluate_test or cfg.log_model:
+                model.fit(split.X_train, split.y_train)
         timings["fit_cv"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
