@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 from omegaconf import DictConfig
 
-from obesity.config.compose import GROUPS, compose, hydra_value, root_override
+from obesity.config.compose import GROUPS, compose, hydra_value, root_override, sweep_command
 from obesity.config.schemas import flatten, plain
 
 
@@ -61,7 +61,7 @@ def load_champion(cfg: DictConfig | None = None, alias: str | None = None) -> An
     if version is None:
         raise RegistryError(
             f"no {reg.model_name}@{alias} in {locations.redact(reg.tracking_uri)}: run a sweep "
-            f"(python -m obesity.train -m sweep=rf) or python -m obesity.registry promote VERSION")
+            f"({sweep_command(cfg.data.name)}) or python -m obesity.registry promote VERSION")
     return model_files.load_pipeline(reg.model_name, version.version)
 
 

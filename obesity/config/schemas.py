@@ -34,6 +34,9 @@ class DataConfig:
     # The split has its own seed so that changing `seed` (model randomness, CV folds) keeps the
     # held-out test split, and with it every champion/challenger comparison, the same.
     split_seed: int = 42
+    # the promotion threshold (registry.promotion_threshold) belongs to the data: what lifestyle
+    # columns alone can reach is less than what Height and Weight give away
+    promotion_threshold: float = 0.85
 
 
 @dataclass
@@ -121,7 +124,7 @@ class RegistryConfig:
     champion_alias: str = "champion"
     challenger_alias: str = "challenger"
     promotion_metric: str = "test_f1_macro"
-    promotion_threshold: float = 0.85  # below it a version is never champion
+    promotion_threshold: float = II("data.promotion_threshold")  # below: never champion
     # The guard (obesity/registry/evidence.py): champion and candidate on the same test rows,
     # paired bootstrap interval of candidate - champion in the promotion metric.
     #   better: lower bound > promotion_margin (sweeps: a real improvement, not noise)
@@ -164,6 +167,9 @@ class TrainConfig:
     seed: int = 42  # estimator randomness and CV folds
     cv_folds: int = 5
     n_jobs: int = 2  # CV folds fitted in parallel
+    # native threads (OpenMP, BLAS) of a run's in-process fits; None: the cores divided by the
+    # launcher's workers. Set 1 when several sweep processes share a machine (two workers).
+    threads: Optional[int] = None
     objective: str = "cv_f1_macro_mean"  # the metric returned to a sweeper
     log_model: bool = True  # single runs log the fitted pipeline; sweep trials do not
     log_figures: bool = True  # confusion-matrix PNGs (~0.2 s a run; sweep trials skip them)

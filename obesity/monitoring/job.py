@@ -18,6 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from obesity.config.compose import sweep_command
 from obesity.config.schemas import feature_columns, plain
 from obesity.errors import ObesityError, RegistryError
 
@@ -99,7 +100,7 @@ def _version(client: Any, cfg: DictConfig) -> Any:
     version = alias_version(client, cfg.model_name, cfg.alias)
     if version is None:
         raise RegistryError(f"{cfg.model_name} has no version at alias {cfg.alias!r}: nothing is "
-                            "served to check (train one: python -m obesity.train)")
+                            f"served to check (train one: {sweep_command(cfg.data.name)})")
     return version
 
 

@@ -13,6 +13,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
+from obesity.config.compose import sweep_command
 from obesity.errors import RegistryError
 from obesity.model import files as model_files
 from obesity.model.baseline import baseline_scores
@@ -32,10 +33,10 @@ def _versions(client: MlflowClient, name: str) -> list[ModelVersion]:
     try:
         model = client.get_registered_model(name)
     except MlflowException:
-        data = name.removeprefix("obesity_") if name.startswith("obesity_") else None
+        data = name.removeprefix("obesity_") if name.startswith("obesity_") else "full"
         raise RegistryError(
-            f"no registered model {name!r} yet: run a sweep (python -m obesity.train -m "
-            f"sweep=rf{f' data={data}' if data else ''}) to register one") from None
+            f"no registered model {name!r} yet: run a sweep ({sweep_command(data)}) to register "
+            "one") from None
     found = client.search_model_versions(f"name = '{name}'", max_results=10_000)
     for v in found:  # search results leave aliases empty; the model knows them
         v.aliases = sorted(a for a, ver in model.aliases.items() if str(ver) == str(v.version))
@@ -51,14 +52,15 @@ def _version(client: MlflowClient, name: str, version: str) -> ModelVersion:
 
 
 def _table(rows: list[dict]) -> str:
-    return pd.DataFrame(rows).to_string(index=False) if rows else "(none)"
+    """Rows as a text table; a key some rows lack is "-" there (never NaN)."""
+    return pd.DataFrame(rows).fillna("-").to_string(index=False) if rows else "(none)"
 
 
 def list_models(cfg: DictConfig, args: argparse.Namespace) -> str:
     client = _client(cfg)
     models = client.search_registered_models()
     if not models:
-        return "the registry is empty: run a sweep (python -m obesity.train -m sweep=rf)"
+        return f"the registry is empty: run a sweep ({sweep_command(cfg.data.name)})"
     return _table([{"name": m.name, "versions": len(_versions(client, m.name)),
                     "aliases": ", ".join(f"{a}=v{v}" for a, v in sorted(m.aliases.items()))}
                    for m in models])
@@ -73,6 +75,9 @@ def versions(cfg: DictConfig, args: argparse.Namespace) -> str:
                      "model": v.tags.get("model", "?"), "data": v.tags.get("data", "?"),
                      **{m: v.tags.get(m, "-") for m in reg.tagged_metrics},
                      "status": v.tags.get("validation_status", "-"),
+                     # the monitor's last verdict on this version (docs/monitoring.md)
+                     "drift": v.tags.get("drift_status", "-"),
+                     "drift_share": v.tags.get("drift_share", "-"),
                      "data_md5": v.tags.get("data_md5", "-")[:8],
                      "created": when(v.creation_timestamp)})
     return _table(rows)
@@ -168,7 +173,9 @@ def history(cfg: DictConfig, args: argparse.Namespace) -> str:
     reg = cfg.registry
     client = _client(cfg)
     _versions(client, reg.model_name)
-    return _table(aliases.alias_log(client, reg.model_name))
+    # as written: a version is a number, not a float, and "no previous version" is "-", not NaN
+    return _table([{key: "-" if value is None else str(value) for key, value in entry.items()}
+                   for entry in aliases.alias_log(client, reg.model_name)])
 
 
 def register_run(cfg: DictConfig, args: argparse.Namespace) -> str:

@@ -29,6 +29,7 @@ from litestar.static_files import create_static_files_router
 from omegaconf import DictConfig
 
 from obesity.config import checks as config_checks
+from obesity.config.compose import sweep_command
 from obesity.serving import api_docs, csv_table, metrics, page
 from obesity.serving import request_id as request_ids
 from obesity.serving.holder import ModelHolder
@@ -60,7 +61,7 @@ log = logging.getLogger(__name__)
 
 def no_model_detail(cfg: DictConfig) -> str:
     return (f"no model yet: {cfg.model_name}@{cfg.alias} does not exist. Train and promote one, "
-            f"e.g. `python -m obesity.train -m sweep=rf` (its end registers the best trial and "
+            f"e.g. `{sweep_command(cfg.data.name)}` (its end registers the best trial and "
             f"makes it {cfg.alias}) or `python -m obesity.registry promote VERSION`")
 
 
