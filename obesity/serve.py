@@ -7,7 +7,7 @@ import logging
 import hydra
 from omegaconf import DictConfig
 
-from obesity.config.compose import CONFIG_DIR
+from obesity.config.compose import CONFIG_DIR, hydra_cli
 from obesity.config.schemas import EXECUTION_WHITELIST  # (and registers the schemas)
 from obesity.errors import exit_on_error
 
@@ -34,4 +34,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    hydra_cli(main)

@@ -17,10 +17,11 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from obesity.config.compose import CONFIG_DIR
+from obesity.config.compose import CONFIG_DIR, hydra_cli
 from obesity.config.schemas import EXECUTION_WHITELIST
 from obesity.errors import exit_on_error
 from obesity.sweep import context, pruning
+from obesity.sweep.outcome import Pruned
 
 log = logging.getLogger(__name__)
 _IMPORTS = {"entrypoint": time.perf_counter() - _T_START, "run": 0.0}
@@ -49,13 +50,16 @@ def _task_overrides() -> list[str]:
 
 def summary(cfg: DictConfig, result: Any) -> str:
     """What a finished run says: its scores, where the time went, where to look."""
+    from obesity.stores import locations
+
     m, t = result.metrics, result.timings
     scores = [f"{k.removesuffix('_mean')} {m[k]:.4f} ± {m[k.replace('_mean', '_std')]:.4f}"
               for k in ("cv_f1_macro_mean", "cv_accuracy_mean")]
     scores += [f"{k} {m[k]:.4f}" for k in ("test_f1_macro", "test_accuracy") if k in m]
     uri = str(cfg.registry.tracking_uri)
-    look = (f"mlflow ui --backend-store-uri {uri}" if uri.startswith("sqlite:")
-            else f"open {uri}")
+    path = locations.sqlite_path(uri)
+    look = (f"mlflow ui --backend-store-uri sqlite:///{path.resolve()}" if path is not None
+            else f"open {locations.redact(uri)}")  # absolute: it works from any folder
     return (f"run {result.run_id} ({cfg.model.name} on {cfg.data.name}): {', '.join(scores)}\n"
             f"  time: imports {t['imports']:.1f}s, data {t['data']:.1f}s, store {t['store']:.1f}s, "
             f"fit+cv {t['fit_cv']:.1f}s, logging {t['logging']:.1f}s\n"
@@ -64,7 +68,7 @@ def summary(cfg: DictConfig, result: Any) -> str:
 
 # The whitelist covers instantiate() and the logging config (handler factories).
 @hydra.main(config_path=str(CONFIG_DIR), config_name="train", execution_whitelist=EXECUTION_WHITELIST)
-def main(cfg: DictConfig) -> float:
+def main(cfg: DictConfig) -> float | Pruned:
     """Hydra entrypoint: one run, or one trial of a sweep."""
     tick = time.perf_counter()
     from obesity.training import job as training  # mlflow, sklearn, pandas: only now that a run starts
@@ -75,14 +79,12 @@ def main(cfg: DictConfig) -> float:
         result = training.run(cfg, overrides=_task_overrides(), parent_run_id=sweep.parent_run_id,
                                tags=sweep.tags, on_fold=pruning.fold_reporter(cfg))
     if result.pruned:  # the sweeper tells the study (a pruned trial is not a failed one)
-        import optuna
-
-        raise optuna.TrialPruned(f"{cfg.objective} {result.objective:.4f} after {result.folds} "
-                                 f"of {cfg.cv_folds} folds")
+        return Pruned(f"{cfg.objective} {result.objective:.4f} after {result.folds} "
+                              f"of {cfg.cv_folds} folds")
     # A trial is one line of the sweep's progress; a single run ends with its summary.
     log.log(logging.DEBUG if sweep.parent_run_id else logging.INFO, "%s", summary(cfg, result))
     return result.objective
 
 
 if __name__ == "__main__":
-    main()
+    hydra_cli(main)

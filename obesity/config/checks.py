@@ -9,6 +9,7 @@ Python API, DVC stages and each sweep trial with its sampled values).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from obesity.config.schemas import MODEL_SCHEMAS
 from obesity.data.contract import CLASSES, FEATURE_NAMES, TARGET
 from obesity.errors import ConfigError
 
@@ -89,6 +91,9 @@ def train_problems(cfg: DictConfig) -> list[str]:
         problems.append(f"cv_folds={cfg.cv_folds}: cross-validation needs at least 2 folds")
     _seed(problems, "data.split_seed", data.split_seed)
     _seed(problems, "seed", cfg.seed)
+    if cfg.threads is not None and cfg.threads < 1:
+        problems.append(f"threads={cfg.threads}: native threads per run, 1 or more (or null: "
+                        "the cores divided by the launcher's workers)")
     if cfg.n_jobs == 0:
         problems.append("n_jobs=0: use a number of processes (1, 2, ...) or -1 for all cores")
     for name in data.exclude:
@@ -97,6 +102,12 @@ def train_problems(cfg: DictConfig) -> list[str]:
         elif name not in FEATURE_NAMES:
             problems.append(f"data.exclude=[{name}]: no such feature; features: "
                             f"{', '.join(FEATURE_NAMES)}")
+    schema = MODEL_SCHEMAS.get(str(cfg.model.get("name")))
+    if schema is not None:  # `+model.key=...` adds a key the estimator does not take
+        known = [f.name for f in dataclasses.fields(schema)]
+        problems += [f"model.{key}: no such key of model={cfg.model.name}; its keys: "
+                     f"{', '.join(k for k in known if not k.startswith('_'))}"
+                     for key in cfg.model if key not in known]
     if set(FEATURE_NAMES) <= set(data.exclude):
         problems.append("data.exclude removes every feature")
     _outputs(problems, cfg.paths.outputs)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from obesity.config import schemas  # noqa: F401  (puts the schemas in Hydra's ConfigStore)
-from obesity.errors import ConfigError
+from obesity.errors import ConfigError, printable
 
 # configs/: inside the package in an installed wheel (pyproject force-include), else beside the
 # package in a source checkout. Composing from here makes the working directory irrelevant.
@@ -55,12 +56,27 @@ def compose(overrides: Sequence[str] = (), config_name: str = "train") -> DictCo
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR)):
             return hydra_compose(config_name, overrides=[*root_override(overrides), *overrides])
-    except (HydraException, OmegaConfBaseException) as exc:
-        raise ConfigError(_message(exc)) from None
+    except (HydraException, OmegaConfBaseException, ValueError) as exc:  # ValueError: `=3`
+        raise ConfigError(one_line(exc)) from None
     finally:
         if outer is not None:
             GlobalHydra.instance().clear()
             GlobalHydra.instance().initialize(outer)
+
+
+def hydra_cli(main: Any) -> None:
+    """Run a `hydra.main` entrypoint so that a bad override is one line naming the key (`error:
+    model.max_dept: no such key (did you mean 'max_depth'...)`, exit 1) instead of Hydra's 3-5
+    lines and its `+key=value` advice, which adds a key no estimator takes."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing: said here
+    try:
+        main()
+    except (HydraException, OmegaConfBaseException) as exc:
+        print(f"error: {printable(one_line(exc))}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
 
 
 def compose_saved(path: Path) -> DictConfig:
@@ -80,19 +96,44 @@ def compose_saved(path: Path) -> DictConfig:
         assert isinstance(merged, DictConfig)  # a merge onto a DictConfig is one
         return merged
     except (OmegaConfBaseException, ConfigError) as exc:
-        raise ConfigError(f"{path}: {_message(exc)}") from None
+        raise ConfigError(f"{path}: {one_line(exc)}") from None
 
 
-def _message(exc: Exception) -> str:
-    """Hydra's own message names the key (and, for a group, the available options); the cause
-    sometimes says more."""
+def one_line(exc: BaseException) -> str:
+    """One line naming the key and what it may be, from Hydra's and OmegaConf's errors (they
+    take 3-5 lines, and suggest `+key=value`, which adds a key no estimator takes)."""
+    import dataclasses
+    import re
+
     cause = exc.__cause__
-    extra = str(cause) if cause is not None and str(cause) not in str(exc) else ""
-    return f"{exc}" + (f"\n{extra}" if extra else "")
+    key = getattr(cause, "full_key", None)
+    if key and re.match(r"Key '.*' not in", str(getattr(cause, "msg", ""))):
+        kind = getattr(cause, "object_type", None)
+        known = ([f.name for f in dataclasses.fields(kind) if not f.name.startswith("_")]
+                 if kind is not None and dataclasses.is_dataclass(kind) else [])
+        guess = re.search(r"Did you mean(?: one of)?: (.*)$", str(cause.msg), re.M)  # type: ignore[union-attr]
+        return (f"{key}: no such key" + (f" (did you mean {guess.group(1).rstrip('?')}?)" if guess else "")
+                + (f"; the keys there: {', '.join(known)}" if known else ""))
+    if key:
+        return f"{key}: {str(getattr(cause, 'msg', cause)).splitlines()[0]}"
+    found = re.search(r"Could not find '([^']+)/([^']+)'.*?Available options in '[^']+':\n((?:\t[^\n]*\n?)+)",
+                      str(exc), re.S)
+    if found:
+        group, option, options = found.groups()
+        return (f"{group}={option}: no such option; {group} is one of: "
+                f"{', '.join(o.strip() for o in options.strip().splitlines())}")
+    lines = [line for line in (str(exc) + "\n" + str(cause or "")).splitlines() if line.strip()]
+    return "; ".join(dict.fromkeys(line.strip() for line in lines[:2])) or type(exc).__name__
 
 
 # What a run's own environment decides, not what it trains: left out of a reproducing command.
 _ENVIRONMENT = ("paths.", "registry.", "run_name", "trial", "promote")
+
+
+def sweep_command(data_name: str, model: str = "rf") -> str:
+    """The sweep that registers a model of `data_name`'s registered model (obesity_<data>): the
+    hint wherever there is none yet."""
+    return f"python -m obesity.train -m sweep={model} data={data_name}"
 
 
 def reproduce_command(saved: DictConfig) -> str:
