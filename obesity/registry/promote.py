@@ -8,9 +8,11 @@ import shlex
 
 import mlflow
 from mlflow.entities import Run
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
+from obesity.registry import policy
 from obesity.registry.policy import DECIDED_TAG, Promotion, decide_version, split_id
 from obesity.stores import tracking
 from obesity.training import job as training
@@ -36,6 +38,12 @@ def promote_run(cfg: DictConfig, best_run: Run, sweep_run_id: str | None = None)
         return Promotion(str(v.version), v.tags.get("validation_status", "?"), None,
                          "registered already")
     refit_cfg = tracking.run_config(best_run.info.run_id)
+    copy = champion_copy(client, reg, refit_cfg, best_run)
+    if copy is not None:  # e.g. a warm-started retrain whose best trial is the champion's own
+        log.info("best run %s is %s's own configuration on the same data: nothing new to register",
+                 best_run.info.run_id, f"{reg.champion_alias} (version {copy.version})")
+        return Promotion(str(copy.version), copy.tags.get("validation_status", "?"), None,
+                         f"the best trial is {reg.champion_alias} version {copy.version} again")
     # The trial's config, plus what a promotion needs: the fitted model and the test score.
     for key, value in {"log_model": True, "evaluate_test": True, "log_figures": True, "trial": None,
                        "run_name": f"refit of {best_run.info.run_name}"}.items():
@@ -50,6 +58,28 @@ def promote_run(cfg: DictConfig, best_run: Run, sweep_run_id: str | None = None)
     result = training.run(refit_cfg, overrides=overrides, parent_run_id=sweep_run_id, tags=tags,
                           cv_of=best_run.info.run_id)
     return register_and_promote(refit_cfg, result, sweep_run_id=sweep_run_id, extra_tags=tags)
+
+
+def champion_copy(client: MlflowClient, reg: DictConfig, trained: DictConfig,
+                  run: Run) -> ModelVersion | None:
+    """The champion, when `run` (whose resolved config is `trained`) fits exactly its model on
+    exactly its data: same estimator parameters, data config, seed and data md5."""
+    from obesity.config.schemas import plain
+    from obesity.registry.aliases import alias_version
+
+    champion = alias_version(client, reg.model_name, reg.champion_alias)
+    if champion is None or champion.tags.get("data_md5") != run.data.tags.get("data_md5"):
+        return None
+    try:
+        theirs = tracking.run_config(policy.run_of(champion))
+    except Exception:  # its config cannot be read: not provably the same
+        return None
+
+    def key(cfg: DictConfig) -> tuple:
+        data = {k: v for k, v in plain(cfg.data).items() if k != "path"}  # the md5 says which file
+        return plain(cfg.model), data, cfg.seed
+
+    return champion if key(theirs) == key(trained) else None
 
 
 def register_and_promote(cfg: DictConfig, result, sweep_run_id: str | None = None,

@@ -110,6 +110,8 @@ def _summarize_grid(client: MlflowClient, config: DictConfig, parent: str) -> Ru
     client.log_text(parent, pd.DataFrame(rows).to_csv(index=False), "sweep/runs.csv")
     client.log_metric(parent, f"best_{config.objective}", rows[0][config.objective])
     client.set_tag(parent, "best_run", children[0].info.run_id)
+    scores = "; ".join(f"{row['overrides']}: {row[config.objective]:.4f}" for row in rows)
+    log.info("grid: %d runs by %s, best first: %s", len(rows), config.objective, scores)
     return children[0]
 
 

@@ -151,6 +151,13 @@ class ResumableSweeperImpl(OptunaSweeperImpl):
         log.info("study %s: %d of n_trials=%d trials finished; running %d more%s",
                  study.study_name, finished, total, max(0, total - finished - running),
                  f" ({running} running in other workers)" if running else "")
+        searched = [o for o in self.config.hydra.overrides.hydra
+                    if o.startswith(("hydra/sweeper/pruner", "hydra/sweeper/sampler",
+                                     "hydra.sweeper.pruner.", "hydra.sweeper.sampler."))]
+        if finished + running >= total and searched:
+            log.warning("study %s already holds its n_trials=%d: %s changes nothing; give the "
+                        "sweep its own hydra.sweeper.study_name=... (or raise n_trials)",
+                        study.study_name, total, " ".join(searched))
         progress = Progress(total)
         waiting_said = False
         while True:
@@ -241,7 +248,8 @@ class Progress:
             best_text = f"best {best.value:.4f} (trial {best.number})"
         except ValueError:  # no trial completed yet (or a multi-objective study)
             best_text = "no completed trial yet"
-        log.info("trial %d of %d done; %s; %s elapsed, ~%s left", reached, self.total, best_text,
+        # a count of trials (1-based) beside trial numbers (Optuna's, 0-based): said as such
+        log.info("%d of %d trials done; %s; %s elapsed, ~%s left", reached, self.total, best_text,
                  _clock(elapsed), _clock(left))
 
 
@@ -254,11 +262,13 @@ def _tell(study: optuna.Study, trial: Trial, ret: Any, n_objectives: int) -> Tri
     """Record one finished job in the study (COMPLETE, PRUNED or FAIL, with one log line)."""
     from hydra.core.utils import JobStatus
 
+    from obesity.sweep.outcome import Pruned
+
     # Read before `return_value`, which prints "Error executing job" for any failed job.
     outcome = getattr(ret, "_return_value", None)
-    if ret.status == JobStatus.FAILED and isinstance(outcome, optuna.TrialPruned):
+    if ret.status == JobStatus.COMPLETED and isinstance(outcome, Pruned):
         study.tell(trial, state=TrialState.PRUNED)  # its value: the last fold it reported
-        log.info("trial %d pruned: %s", trial.number, outcome)
+        log.info("trial %d pruned: %s", trial.number, outcome.reason)
         return TrialState.PRUNED
     try:
         value = ret.return_value  # re-raises the job's exception if it failed
