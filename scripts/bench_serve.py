@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -245,6 +246,8 @@ def main() -> None:
         for proc in servers.values():
             proc.terminate()
             proc.wait(timeout=30)
+        if args.outputs is None:  # its own store (tens of MB): gone with the run
+            shutil.rmtree(outputs, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -92,6 +92,9 @@ def test_cli_promote_is_guarded_and_rollback_restores(registry):
     history = registry_cli(outputs, "history")
     assert history.returncode == 0
     assert (history.stdout.count("rollback") == 1 and "root" in history.stdout) or "@" in history.stdout
+    assert "NaN" not in history.stdout and " 1.0 " not in history.stdout  # versions as written
+    header = registry_cli(outputs, "versions").stdout.splitlines()[0].split()
+    assert {"drift", "drift_share"} <= set(header)  # the monitor's verdicts (docs/monitoring.md)
 
 
 def test_cli_tables_compare_and_best(registry):
@@ -156,13 +159,18 @@ def test_cli_as_a_process_exits_non_zero_with_one_clear_line(registry):
 def test_cli_register_refits_a_finished_run_and_guards_the_champion(registry):
     outputs, _ = registry
     client = mlflow_client(outputs)
-    v1 = client.get_model_version("obesity_full", "1")
-    proc = registry_cli(outputs, "register", v1.run_id)
+    v1, v2 = (client.get_model_version("obesity_full", v) for v in ("1", "2"))
+    count = len(client.search_model_versions("name = 'obesity_full'"))
+    # the champion's own run: the same model on the same data is never registered again
+    again = registry_cli(outputs, "register", v1.run_id)
+    assert again.returncode == 0 and "is champion version 1 again" in again.stdout, again
+    assert len(client.search_model_versions("name = 'obesity_full'")) == count
+    proc = registry_cli(outputs, "-o", "registry.promotion_threshold=0.5", "register", v2.run_id)
     assert proc.returncode == 0, proc.stderr
     newest = max(client.search_model_versions("name = 'obesity_full'"), key=lambda v: int(v.version))
-    assert newest.tags["refit_of"] == v1.run_id
+    assert newest.tags["refit_of"] == v2.run_id
     # the same config and seed again: the same test score, which does not beat the champion
-    assert newest.tags["test_f1_macro"] == v1.tags["test_f1_macro"]
+    assert newest.tags["test_f1_macro"] == v2.tags["test_f1_macro"]
     assert "champion stays version 1" in proc.stdout
     assert registry_cli(outputs, "register", "nope").returncode == 1
 

@@ -151,6 +151,13 @@ def test_every_bad_input_is_a_4xx_in_one_shape(registry, test_rows):
         assert status == 404
 
 
+def test_the_hint_without_a_champion_registers_into_the_served_model(tmp_path):
+    with TestClient(app=create_app(compose_serve(tmp_path, "data=lifestyle"))) as client:
+        detail = client.get("/ready").json()["detail"]
+        assert "obesity_lifestyle@champion" in detail
+        assert "python -m obesity.train -m sweep=rf data=lifestyle" in detail
+
+
 def test_without_a_champion_the_service_starts_and_says_how_to_get_one(tmp_path, test_rows):
     row = as_json(test_rows.head(1))[0]
     cfg = compose_serve(tmp_path, "reload_interval_s=0.2")
@@ -162,7 +169,7 @@ def test_without_a_champion_the_service_starts_and_says_how_to_get_one(tmp_path,
             assert (answer.status_code, answer.content) == (200, b""), path
         for response in (client.get("/ready"), client.post("/predict", json=row)):
             assert response.status_code == 503
-            assert "python -m obesity.train -m sweep=rf" in response.json()["detail"]
+            assert "python -m obesity.train -m sweep=rf data=full" in response.json()["detail"]
         register(tmp_path, ["model=lr"])  # the first champion appears: the poller loads it
         deadline = time.monotonic() + 60
         while client.get("/ready").status_code != 200 and time.monotonic() < deadline:

@@ -48,6 +48,8 @@ def test_sweep_logs_one_tree_and_registers_a_champion(swept):
         assert child.info.status == "FINISHED"
         assert "cv_f1_macro_mean" in child.data.metrics
     trial_runs = [r for r in children if "trial" in r.data.tags]
+    assert {r.data.tags["threads"] for r in trial_runs} == {"1"}  # a core each, never all of them
+    assert "1 of 3 trials done; best" in proc.stderr  # a count, beside 0-based trial numbers
     assert not any(k.startswith("test_") for r in trial_runs for k in r.data.metrics)
     assert not any(client.list_artifacts(r.info.run_id, "model") for r in trial_runs)
 
@@ -92,9 +94,13 @@ def test_rerun_resumes_the_same_study_up_to_n_trials(swept):
     # the resumed sampler does not replay the first invocation's start-up trials
     assert study.trials[3].params != study.trials[0].params
 
-    again = run_sweep([*SWEEP[:1], "hydra.sweeper.n_trials=4", *SWEEP[2:]], outputs)
+    again = run_sweep([*SWEEP[:1], "hydra.sweeper.n_trials=4", *SWEEP[2:],
+                       "hydra/sweeper/pruner=none"], outputs)
     assert again.returncode == 0
     assert "4 of n_trials=4 trials finished; running 0 more" in again.stderr
+    # a pruner given to a study that runs nothing more is said to change nothing
+    assert ("already holds its n_trials=4: hydra/sweeper/pruner=none changes nothing; give the "
+            "sweep its own hydra.sweeper.study_name") in again.stderr
     assert len(load_study(outputs, STUDY).trials) == 4
 
 
@@ -231,6 +237,8 @@ def test_plain_grid_is_one_tree_and_promotes_its_best_run(tmp_path):
     assert parent.data.tags["best_run"] == best.info.run_id
     version = client.get_model_version_by_alias("obesity_full", "champion")
     assert version.tags["refit_of"] == best.info.run_id
+    [said] = [line for line in proc.stderr.splitlines() if "grid: 2 runs by cv_f1_macro_mean" in line]
+    assert said.index("model.C=20") < said.index("model.C=0.05")  # best first, with its score
 
 
 def test_two_workers_started_together_on_fresh_stores_share_one_study_exactly(tmp_path):
@@ -293,6 +301,9 @@ def test_median_pruning_stops_trials_early_and_the_parent_counts_the_folds(tmp_p
     assert metrics["trials_pruned"] == states.count(TrialState.PRUNED)
     assert metrics["trials_complete"] == states.count(TrialState.COMPLETE)
     assert (metrics["folds_fitted"], metrics["folds_without_pruning"]) == (fitted, 20)
+    # a pruned trial is not a failed job: no "Job failed" traceback in any trial's log
+    logs = list(tmp_path.glob("sweeps/**/train.log"))
+    assert len(logs) == 5 and not any("Job failed" in log.read_text() for log in logs)
     assert client.get_model_version_by_alias("obesity_full", "champion")  # the best was promoted
 
 
@@ -314,6 +325,13 @@ def test_a_new_study_starts_from_the_champions_parameters(tmp_path):
     client = mlflow_client(tmp_path)
     version = client.get_model_version("obesity_full", "1")
     assert first.value == client.get_run(version.run_id).data.metrics["cv_f1_macro_mean"]
+    # that trial won: it is the champion's own model on the same data, never registered again
+    from tests.test_registry import registry_cli
+
+    [run] = runs_of(client, "tags.study = 'warm' and tags.trial = '0'")
+    again = registry_cli(tmp_path, "register", run.info.run_id)
+    assert again.returncode == 0 and "is champion version 1 again" in again.stdout, again
+    assert len(client.search_model_versions("name = 'obesity_full'")) == 1
     cold = run_sweep(["sweep=rf", "hydra.sweeper.n_trials=1", "cv_folds=2", "promote=false",
                       "hydra.sweeper.study_name=cold", "hydra.sweeper.warm_start=false"], tmp_path)
     assert cold.returncode == 0 and "warm start" not in cold.stderr

@@ -24,7 +24,9 @@ def only_run(outputs):
 
 @pytest.mark.slow
 def test_cli_run_is_finished_with_params_metrics_and_provenance(trained_cli):
-    outputs, _ = trained_cli
+    outputs, proc = trained_cli
+    # where to look, absolute: the line works from any folder
+    assert f"look: mlflow ui --backend-store-uri sqlite:///{outputs.resolve()}/mlflow.db" in proc.stderr
     client, run = only_run(outputs)
     assert run.info.status == "FINISHED"
     p, m, tags = run.data.params, run.data.metrics, run.data.tags

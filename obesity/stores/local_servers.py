@@ -107,7 +107,8 @@ def mlflow_server(backend_uri: str, artifacts: Path, workers: int = 2) -> Iterat
 
 
 if __name__ == "__main__":
-    with postgres() as pg, mlflow_server(f"{pg}/mlflow", Path(tempfile.mkdtemp())) as tracking:
+    with tempfile.TemporaryDirectory(prefix="obesity-artifacts-") as artifacts, postgres() as pg, \
+            mlflow_server(f"{pg}/mlflow", Path(artifacts)) as tracking:
         print(f"export OPTUNA_STORAGE={pg}/optuna MLFLOW_TRACKING_URI={tracking}", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             while True:
