@@ -6,10 +6,12 @@ import contextlib
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -18,8 +20,21 @@ from obesity.config.compose import compose
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 RAW_CSV = ROOT / "data" / "raw" / "ObesityDataSet_raw_and_data_sinthetic.csv"
+# the md5 the DVC pointer pins (never written out in a test: a new data version changes one file)
+RAW_MD5 = yaml.safe_load(RAW_CSV.with_name(RAW_CSV.name + ".dvc").read_text())["outs"][0]["md5"]
 # Small but real: the real data, the real pipeline, fewer trees and folds to keep the suite fast.
 FAST = ["model.n_estimators=60", "cv_folds=3"]
+
+
+def wait_until(check, timeout: float = 60) -> bool:
+    """Poll `check` until it holds (True) or `timeout` seconds pass (False): tests wait on
+    conditions, never on fixed sleeps, so a busy machine only makes a wait longer."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def compose_train(overrides: list[str], outputs: Path | None = None):

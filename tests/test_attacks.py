@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,7 @@ from obesity.errors import ModelRefused
 from obesity.model import files as model_files
 from obesity.registry import manifest
 from obesity.serving.app import create_app
-from tests.conftest import compose_serve, compose_train, mlflow_client, register
+from tests.conftest import compose_serve, compose_train, mlflow_client, register, wait_until
 from tests.test_registry import registry_cli
 
 MODEL = "obesity_full"
@@ -31,15 +29,6 @@ def registry(tmp_path_factory):
     outputs = tmp_path_factory.mktemp("attacked")
     register(outputs, ["model=rf", "model.n_estimators=60"])
     return outputs
-
-
-def wait_until(check, timeout: float = 60) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 @contextlib.contextmanager
@@ -360,14 +349,3 @@ def test_a_folder_in_place_of_the_prediction_log_is_named(tmp_path):
     (tmp_path / "predictions.db").mkdir()
     with pytest.raises(StoreError, match="is not a file"):
         read_window(f"sqlite:///{tmp_path / 'predictions.db'}", MODEL, 10, None, ["Age"])
-
-
-def test_a_missing_model_file_is_an_outage_not_a_verdict(tmp_path):
-    from obesity.errors import RegistryError
-
-    (tmp_path / "MLmodel").write_text(
-        "flavors:\n  sklearn:\n    pickled_model: model.skops\n    serialization_format: skops\n")
-    with pytest.raises(RegistryError, match="missing") as raised:
-        model_files.skops_file(tmp_path, "v1")
-    assert not isinstance(raised.value, ModelRefused)
-    shutil.rmtree(tmp_path)

@@ -19,6 +19,9 @@ from tests.conftest import CONFIGS, ROOT, compose_train, run_cli
 
 MODELS = sorted(p.stem for p in (CONFIGS / "model").glob("*.yaml"))
 DATA = sorted(p.stem for p in (CONFIGS / "data").glob("*.yaml"))
+# checked here, not inside the tests parametrized by these globs (an empty glob runs none of them)
+assert set(MODELS) >= {"rf", "hgb", "lr", "et", "bmi_rule"}, MODELS
+assert set(DATA) >= {"full", "lifestyle"}, DATA
 
 
 def test_defaults_compose_to_rf_on_full_with_local_registry(tmp_path):
@@ -32,7 +35,6 @@ def test_defaults_compose_to_rf_on_full_with_local_registry(tmp_path):
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("data", DATA)
 def test_every_model_and_data_config_builds_a_pipeline(model, data, tmp_path):
-    assert set(MODELS) >= {"rf", "hgb", "lr", "et", "bmi_rule"}
     cfg = compose_train([f"model={model}", f"data={data}"], tmp_path)
     if model == "bmi_rule" and not cfg.data.bmi:  # the rule is BMI: it needs Height and Weight
         with pytest.raises(ConfigError, match="model=bmi_rule needs Height, Weight"):

@@ -12,9 +12,7 @@ from obesity.data.contract import CLASSES, FEATURE_NAMES, FEATURES, TARGET, Nume
 from obesity.data.load import load_dataset
 from obesity.data.split import split_dataset
 from obesity.errors import DataError
-from tests.conftest import RAW_CSV, ROOT
-
-RAW_MD5 = "aff636fcccdf0a24ed7186e48bad2548"  # the DVC pointer's md5: data/raw/*.csv.dvc
+from tests.conftest import RAW_CSV, RAW_MD5, ROOT
 
 
 @pytest.fixture(scope="module")

@@ -93,8 +93,17 @@ def test_the_committed_dvc_lock_is_true_for_the_committed_tree(tmp_path):
     assert not changed, changed
 
 
+def restored(repo: Path) -> Path:
+    """The fixture's repository as it was made: its raw file and params.yaml, whatever an
+    earlier test changed (each test's preconditions are its own, in any order)."""
+    shutil.copy2(RAW_CSV, repo / "data" / "raw" / RAW_CSV.name)
+    params(repo, *FAST)
+    return repo
+
+
 def test_repro_runs_every_stage_then_nothing(repo):
-    first = sh(repo, "dvc", "repro")
+    restored(repo)
+    first = sh(repo, "dvc", "repro", "--force")  # as on a fresh clone, whatever ran before
     assert ran(first) == {"prepare", "train", "evaluate"}
     assert sh(repo, "dvc", "repro").count("Running stage") == 0
     shown = metrics(repo)
@@ -106,14 +115,14 @@ def test_repro_runs_every_stage_then_nothing(repo):
 
 
 def test_same_config_twice_gives_exactly_the_same_metrics(repo):
-    sh(repo, "dvc", "repro")
+    sh(restored(repo), "dvc", "repro")
     before = metrics(repo)
     assert ran(sh(repo, "dvc", "repro", "--force")) == {"prepare", "train", "evaluate"}
     assert metrics(repo) == before
 
 
 def test_dvc_and_the_command_line_give_the_same_metrics(repo, tmp_path):
-    sh(repo, "dvc", "repro")
+    sh(restored(repo), "dvc", "repro")
     proc = subprocess.run([sys.executable, "-m", "obesity.train", f"paths.outputs={tmp_path}", *FAST],
                           cwd=repo, env=ENV, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -125,13 +134,14 @@ def test_dvc_and_the_command_line_give_the_same_metrics(repo, tmp_path):
 
 
 def test_a_model_parameter_reruns_train_and_evaluate_only(repo):
-    sh(repo, "dvc", "repro")
+    sh(restored(repo), "dvc", "repro")
     params(repo, *FAST, "model.n_estimators=40")
     output = sh(repo, "dvc", "repro")
     assert ran(output) == {"train", "evaluate"} and "Stage 'prepare' didn't change" in output
 
 
 def test_exp_run_composes_params_through_hydra(repo):
+    sh(restored(repo), "dvc", "repro")  # the data stage is up to date before the experiment
     output = sh(repo, "dvc", "exp", "run", "-S", "model=hgb", "-S", "model.max_iter=40",
                 "-S", "cv_folds=2", "-S", "log_model=false", "-S", "log_figures=false")
     composed = yaml.safe_load((repo / "params.yaml").read_text())
@@ -143,7 +153,7 @@ def test_exp_run_composes_params_through_hydra(repo):
 
 
 def test_a_changed_raw_file_reruns_everything(repo):
-    sh(repo, "dvc", "repro")
+    sh(restored(repo), "dvc", "repro")
     raw = repo / "data" / "raw" / RAW_CSV.name
     lines = raw.read_text().splitlines(keepends=True)
     raw.write_text("".join(lines[:-1]))  # one row fewer: a new data version

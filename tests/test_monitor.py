@@ -71,12 +71,20 @@ def with_predictions(window: pd.DataFrame, split) -> pd.DataFrame:
     return window.assign(prediction=rng.choice(split.y_test.to_numpy(), len(window)))
 
 
+# Enough windows to bound a rate (the rule of three: 0 of N flagged bounds the rate below 3/N at
+# 95%): 30 undrifted windows bound false alarms below 10%; docs/monitoring.md's "well under 5%"
+# rests on scripts/bench_drift.py's 200 windows (0.0%), which would cost the suite ~2 minutes.
+UNDRIFTED_WINDOWS, SHIFTED_WINDOWS = 30, 5
+
+
 def test_undrifted_windows_are_not_flagged(reference, split):
     monitor = compose([], config_name="monitor").monitor
-    for window in windows(split.X_test, 3, 300, seed=11):
+    flagged = []
+    for window in windows(split.X_test, UNDRIFTED_WINDOWS, 300, seed=11):
         drift = detect(reference, with_predictions(window, split), list(FEATURE_NAMES), monitor)
-        assert not drift.drifted, drift.summary()
-        assert len(drift.columns) == 16 and drift.drift_share == 0
+        assert len(drift.columns) == 16
+        flagged += [drift.summary()] if drift.drifted else []
+    assert not flagged, flagged[:1]
 
 
 @pytest.mark.parametrize("shift", SHIFTS, ids=str)
@@ -84,7 +92,7 @@ def test_a_known_shift_is_flagged_and_its_column_named(reference, split, shift):
     monitor = compose([], config_name="monitor").monitor
     moved, change = SHIFTS[shift]
     rng = np.random.default_rng(0)
-    for window in windows(split.X_test, 2, 300, seed=12):
+    for window in windows(split.X_test, SHIFTED_WINDOWS, 300, seed=12):
         drift = detect(reference, with_predictions(change(window, rng), split), list(FEATURE_NAMES),
                        monitor)
         assert drift.dataset_drift and drift.drifted_columns == [moved], drift.summary()

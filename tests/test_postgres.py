@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import optuna
 import pytest
@@ -47,20 +48,55 @@ def mlflow_server(postgres, tmp_path_factory):
         yield url
 
 
+def try_lock(url: str, name: str) -> bool:
+    """Could another process take `db_lock(url, name)` right now? Asked without waiting
+    (pg_try_advisory_lock, flock LOCK_NB) and let go at once: an outcome, not a duration."""
+    import fcntl
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from obesity.stores import locks
+
+    if make_url(url).get_backend_name() == "sqlite":
+        database = Path(make_url(url).database or "")
+        with open(database.with_name(f"{database.name}.{name.replace(':', '_')}.lock"), "a+") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            fcntl.flock(f, fcntl.LOCK_UN)
+            return True
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            key = {"key": locks._key(name)}
+            taken = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), key).scalar()
+            if taken:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), key)
+            return bool(taken)
+    finally:
+        engine.dispose()
+
+
 def assert_exclusive(url: str) -> None:
-    """Two processes take the same lock; the second waits until the first lets go."""
-    code = ("import sys, time; from obesity.stores.locks import db_lock\n"
-            "with db_lock(sys.argv[1], 'study:x'):\n print('held', flush=True); time.sleep(1.5)\n")
-    holder = subprocess.Popen([sys.executable, "-c", code, url], cwd=ROOT, stdout=subprocess.PIPE,
-                              text=True)
+    """A process holds the lock until told to let go: meanwhile nobody else can take it, another
+    name is another lock, and after it let go the lock is free."""
+    code = ("import sys; from obesity.stores.locks import db_lock\n"
+            "with db_lock(sys.argv[1], 'study:x'):\n print('held', flush=True); sys.stdin.readline()\n"
+            "print('released', flush=True)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code, url], cwd=ROOT, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
-    tick = time.monotonic()
-    with db_lock(url, "study:other"):  # another name is another lock: no wait
-        assert time.monotonic() - tick < 0.5
-    with db_lock(url, "study:x"):
-        waited = time.monotonic() - tick
+    assert not try_lock(url, "study:x")  # held by the other process
+    assert try_lock(url, "study:other")  # another name is another lock
+    with db_lock(url, "study:other"):
+        pass
+    holder.stdin.write("go\n")
+    holder.stdin.flush()
+    assert holder.stdout.readline().strip() == "released"
     holder.wait(timeout=30)
-    assert waited > 0.5
+    assert try_lock(url, "study:x")
 
 
 def test_postgres_lock_is_exclusive_across_processes(postgres):

@@ -19,7 +19,7 @@ from obesity.data.contract import FEATURE_NAMES
 from obesity.data.split import split_of
 from obesity.serving.app import create_app
 from obesity.stores import local_servers
-from tests.conftest import ROOT, compose_serve, register
+from tests.conftest import ROOT, compose_serve, register, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -106,9 +106,13 @@ def test_a_log_database_that_cannot_be_written_fails_no_request(registry, rows, 
                     "monitor.flush_interval_s=0.05")
     app = create_app(cfg)
     with TestClient(app=app) as client:
+        log, tries = app.state.prediction_log, []
+        write = log._write  # counted, not replaced: each flush with rows tries it once
+        log._write = lambda batch: tries.append(1) or write(batch)
         for row in rows[:20]:
             assert client.post("/predict", json=row).status_code == 200
-            threading.Event().wait(0.02)  # several flushes fail meanwhile
+        # the rows wait in the buffer: every flush tries them again and fails again
+        assert wait_until(lambda: len(tries) >= 5, 60)
     assert app.state.prediction_log.written == 0
     assert capfd.readouterr().err.count("cannot write") == 1  # said once, not at every flush
 
@@ -168,8 +172,8 @@ def test_sigterm_under_load_loses_no_answered_row(registry, rows, tmp_path):
     threads = [threading.Thread(target=load, args=(w,)) for w in range(4)]
     for thread in threads:
         thread.start()
-    while len(answered) < 200:
-        threading.Event().wait(0.05)
+    assert wait_until(lambda: len(answered) >= 200 or proc.poll() is not None, 120), len(answered)
+    assert proc.poll() is None, "the service died under load"
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=60)
     stop.set()

@@ -72,11 +72,21 @@ def test_a_worse_candidate_never_becomes_champion(registry):
     assert v3.validation_status == "rejected" and v3.champion is None
     assert "< threshold 0.85; never champion" in v3.why
     assert aliases(outputs)["champion"] == "1"
-    assert aliases(outputs)["challenger"] == "3"  # challenger always names the newest candidate
+    from obesity.registry.aliases import alias_log
+
+    moves = [(e["alias"], str(e["to"])) for e in alias_log(mlflow_client(outputs), "obesity_full")]
+    # challenger always names the newest candidate: it moved to each version as it came
+    assert [to for alias, to in moves if alias == "challenger"][:3] == ["1", "2", "3"]
 
 
 def test_cli_promote_is_guarded_and_rollback_restores(registry):
     outputs, _ = registry
+    from obesity.registry.aliases import alias_log
+
+    def rollbacks() -> int:  # other tests' too
+        return sum(e["kind"] == "rollback" for e in alias_log(mlflow_client(outputs), "obesity_full"))
+
+    before = rollbacks()
     refused = registry_cli(outputs, "promote", "2")
     assert refused.returncode == 1 and "champion stays version 1" in refused.stderr
     never = registry_cli(outputs, "promote", "3", "--force")
@@ -90,8 +100,12 @@ def test_cli_promote_is_guarded_and_rollback_restores(registry):
     nothing = registry_cli(outputs, "rollback")
     assert nothing.returncode == 1 and "no previous champion" in nothing.stderr
     history = registry_cli(outputs, "history")
-    assert history.returncode == 0
-    assert (history.stdout.count("rollback") == 1 and "root" in history.stdout) or "@" in history.stdout
+    assert history.returncode == 0 and rollbacks() == before + 1
+
+    last = alias_log(mlflow_client(outputs), "obesity_full")[-1]  # the rollback entry itself
+    assert {k: str(last[k]) for k in ("alias", "from", "to", "kind")} == {
+        "alias": "champion", "from": "2", "to": "1", "kind": "rollback"}
+    assert last["who"] in history.stdout and last["when"] in history.stdout
     assert "NaN" not in history.stdout and " 1.0 " not in history.stdout  # versions as written
     header = registry_cli(outputs, "versions").stdout.splitlines()[0].split()
     assert {"drift", "drift_share"} <= set(header)  # the monitor's verdicts (docs/monitoring.md)
@@ -148,7 +162,10 @@ def test_cli_as_a_process_exits_non_zero_with_one_clear_line(registry):
         [sys.executable, "-m", "obesity.registry", "-o", f"paths.outputs={outputs}", "promote", "x"],
         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines()[-1] == "error: obesity_full: no version 'x' (versions: 1, 2, 3)"
+    known = sorted(int(v.version) for v in
+                   mlflow_client(outputs).search_model_versions("name = 'obesity_full'"))
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: obesity_full: no version 'x' (versions: {', '.join(map(str, known))})")
     helped = subprocess.run([sys.executable, "-m", "obesity.registry", "--help"], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert helped.returncode == 0
@@ -239,7 +256,8 @@ def test_alias_moves_on_one_model_are_serialised(registry, monkeypatch, second):
     cfg = compose_train([], outputs)  # composed once: Hydra's compose is not thread-safe
     client = mlflow_client(outputs)
     before = aliases.alias_log(client, "obesity_full")
-    barrier = threading.Barrier(2, timeout=1)
+    # long enough for the second move to reach it on a busy machine, were nothing serialising
+    barrier = threading.Barrier(2, timeout=10)
     read_log = aliases.alias_log
 
     def log_read_at_the_same_moment(client_, name):

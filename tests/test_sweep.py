@@ -7,13 +7,22 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from optuna.trial import TrialState
 
-from tests.conftest import ROOT, STUDY, SWEEP, compose_train, load_study, mlflow_client, run_sweep
+from tests.conftest import (
+    RAW_MD5,
+    ROOT,
+    STUDY,
+    SWEEP,
+    compose_train,
+    load_study,
+    mlflow_client,
+    run_sweep,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow  # real sweeps in subprocesses: ~1.5 min
 # A pruner that stops every trial after its first fold (no running F1 reaches 2): pruning that
@@ -62,7 +71,7 @@ def test_sweep_logs_one_tree_and_registers_a_champion(swept):
     assert version.version == client.get_model_version_by_alias("obesity_full", "challenger").version
     tags = version.tags
     assert tags["validation_status"] == "approved" and float(tags["test_f1_macro"]) >= 0.85
-    assert tags["data_md5"] == "aff636fcccdf0a24ed7186e48bad2548"
+    assert tags["data_md5"] == RAW_MD5
     assert tags["study"] == STUDY and tags["sweep_run_id"] == parent.info.run_id
     assert tags["refit_of_trial"] == str(best) and tags["git_commit"]
     # the card was written inside the running Hydra app (its command is composed there)
@@ -83,8 +92,10 @@ def test_sweep_logs_one_tree_and_registers_a_champion(swept):
     assert "n_trials=3 trials finished; running 3 more" in proc.stderr
 
 
-def test_rerun_resumes_the_same_study_up_to_n_trials(swept):
-    outputs, _ = swept
+def test_rerun_resumes_the_same_study_up_to_n_trials(tmp_path):
+    outputs = tmp_path  # its own study: the shared sweep stays as its own test expects it
+    first = run_sweep([*SWEEP[:1], "promote=false", *SWEEP[1:]], outputs)
+    assert first.returncode == 0, first.stderr[-3000:]
     proc = run_sweep([*SWEEP[:1], "hydra.sweeper.n_trials=4", *SWEEP[2:]], outputs)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "3 of n_trials=4 trials finished; running 1 more" in proc.stderr
@@ -126,13 +137,14 @@ def _kill_mid_trial(args: list[str], outputs: Path) -> list[str]:
            f"paths.outputs={outputs}", *args]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        time.sleep(0.05)
+    def mid_trial() -> bool:
         states = _trial_states(outputs)
-        if "COMPLETE" in states and "RUNNING" in states:
-            break
-    os.killpg(proc.pid, signal.SIGKILL)
+        return "COMPLETE" in states and "RUNNING" in states
+
+    # the moment, or the sweep ended first (then the caller tries again)
+    wait_until(lambda: mid_trial() or proc.poll() is not None, 240)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     return _trial_states(outputs)
 

@@ -11,7 +11,7 @@ import pytest
 from obesity.data.contract import CLASSES, FEATURE_NAMES, TARGET
 from obesity.errors import ConfigError, StoreError
 from obesity.training import job as training
-from tests.conftest import FAST, RAW_CSV, compose_train, mlflow_client
+from tests.conftest import FAST, RAW_CSV, RAW_MD5, compose_train, mlflow_client
 
 
 def only_run(outputs):
@@ -32,7 +32,7 @@ def test_cli_run_is_finished_with_params_metrics_and_provenance(trained_cli):
     p, m, tags = run.data.params, run.data.metrics, run.data.tags
     assert p["model.n_estimators"] == "60" and p["model._target_"].endswith("RandomForestClassifier")
     assert p["data.path"].endswith("ObesityDataSet_raw_and_data_sinthetic.csv")
-    assert p["data.md5"] == tags["data_md5"] == "aff636fcccdf0a24ed7186e48bad2548"
+    assert p["data.md5"] == tags["data_md5"] == RAW_MD5
     assert (p["data.rows_raw"], p["data.rows_dedup"], p["data.rows_duplicates"]) == ("2111", "2087", "24")
     assert int(p["data.rows_train"]) + int(p["data.rows_test"]) == 2087
     assert "model=rf" in p["overrides"] and "cv_folds=3" in p["overrides"]

@@ -62,8 +62,9 @@ def skops_file(folder: Path, label: str) -> Path:
         flavor = mlmodel["flavors"]["sklearn"]
         serialization, filename = flavor.get("serialization_format"), flavor["pickled_model"]
     except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        cause = str(exc).splitlines()[0] if str(exc) else ""
         raise ModelRefused(f"{label} is not a sklearn model logged by this framework "
-                           f"(MLmodel: {type(exc).__name__} {exc})") from None
+                           f"(MLmodel: {type(exc).__name__} {cause})") from None
     if serialization != "skops":
         raise ModelRefused(f"{label} is saved as {serialization!r}, not skops: loading it could "
                            "run any code it holds, so it is never loaded or promoted")
