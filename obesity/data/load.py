@@ -40,11 +40,8 @@ class Dataset:
 
 def file_md5(path: Path) -> str:
     """MD5 of a file's bytes, the same digest DVC records."""
-    digest = hashlib.md5()
     with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "md5").hexdigest()
 
 
 def load_dataset(path: str | Path) -> Dataset:
