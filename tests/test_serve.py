@@ -379,8 +379,8 @@ def test_a_version_the_framework_did_not_produce_is_never_loaded_or_promoted(tmp
     register(tmp_path, ["model=lr"])  # v1: a real champion
     cfg = compose_serve(tmp_path, "reload_interval_s=0.1")
     marker = tmp_path / "the-pickle-ran"
-    tracking.setup(cfg.registry)
-    with mlflow.start_run():
+    experiment = tracking.setup(cfg.registry)  # its artifacts under tmp_path, not ./mlruns
+    with mlflow.start_run(experiment_id=experiment):
         info = mlflow.sklearn.log_model(CodeInAPickle(str(marker)), name="model",
                                         serialization_format="pickle", pip_requirements=[])
     version = mlflow.register_model(info.model_uri, MODEL, tags={
