@@ -151,6 +151,10 @@ def test_signed_manifests_verify_and_a_rewritten_one_is_refused(tmp_path, caplog
     with tags_changed(tmp_path, "1", manifest_signature=None), \
             TestClient(app=create_app(compose_serve(tmp_path, verify))) as http:
         assert "is not signed and registry.verify_key is set" in http.get("/ready").json()["detail"]
+    for garbage in ("{not json", '{"files": []}', "\x1b[2J" * 100):
+        with tags_changed(tmp_path, "1", manifest=garbage), \
+                TestClient(app=create_app(compose_serve(tmp_path, verify))) as http:
+            assert "is not one this framework writes" in http.get("/ready").json()["detail"]
     # another key pair: what this service trusts did not sign it
     assert registry_cli(tmp_path, "keygen", str(tmp_path / "other")).returncode == 0
     with TestClient(app=create_app(compose_serve(
@@ -349,3 +353,18 @@ def test_a_folder_in_place_of_the_prediction_log_is_named(tmp_path):
     (tmp_path / "predictions.db").mkdir()
     with pytest.raises(StoreError, match="is not a file"):
         read_window(f"sqlite:///{tmp_path / 'predictions.db'}", MODEL, 10, None, ["Age"])
+
+
+def test_keys_that_are_not_keys_are_named_before_anything_starts(tmp_path):
+    from obesity.config.checks import check
+    from obesity.errors import ConfigError
+
+    (tmp_path / "plain").write_text("hello\n")
+    for override, said in (("registry.verify_key=/etc/passwd", "not a PEM public key"),
+                           (f"registry.signing_key={tmp_path / 'plain'}", "not a PEM private key"),
+                           (f"registry.verify_key={tmp_path / 'absent.pem'}", "cannot be read")):
+        with pytest.raises(ConfigError, match=said):
+            check(compose_serve(tmp_path, override))
+    occupied = registry_cli(tmp_path, "keygen", str(tmp_path / "plain"))  # a file, not a folder
+    assert occupied.returncode == 1 and "the key pair cannot be written there" in occupied.stderr
+    assert "Traceback" not in occupied.stderr

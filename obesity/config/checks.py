@@ -56,10 +56,18 @@ def registry_problems(reg: DictConfig) -> list[str]:
     if reg.min_test_rows < 1 or reg.min_test_rows_per_class < 1:
         problems.append(f"registry.min_test_rows={reg.min_test_rows}, registry.min_test_rows_"
                         f"per_class={reg.min_test_rows_per_class}: each must be 1 or more")
-    for key in ("signing_key", "verify_key"):
-        if reg[key] and not Path(str(reg[key])).is_file():
-            problems.append(f"registry.{key}={reg[key]}: no such file (python -m obesity.registry "
-                            "keygen DIR makes a key pair)")
+    for key, kind in (("signing_key", "PRIVATE KEY"), ("verify_key", "PUBLIC KEY")):
+        if not reg[key]:
+            continue
+        try:
+            head = Path(str(reg[key])).read_bytes()[:64]
+        except OSError as exc:
+            problems.append(f"registry.{key}={reg[key]}: cannot be read ({exc.strerror or exc}; "
+                            "python -m obesity.registry keygen DIR makes a key pair)")
+            continue
+        if f"-----BEGIN {kind}-----".encode() not in head:
+            problems.append(f"registry.{key}={reg[key]}: not a PEM {kind.lower()} (python -m "
+                            "obesity.registry keygen DIR makes a key pair)")
     if not 0 < reg.onnx_tolerance < 1:
         problems.append(f"registry.onnx_tolerance={reg.onnx_tolerance}: must be between 0 and 1")
     return problems

@@ -85,14 +85,19 @@ def generate(folder: Path) -> tuple[Path, Path]:
         PublicFormat,
     )
 
-    folder.mkdir(parents=True, exist_ok=True)
     private, public = folder / "signing.pem", folder / "verify.pem"
     if private.exists() or public.exists():
         raise ConfigError(f"{folder} holds a key already: never overwritten (remove it first)")
     key = Ed25519PrivateKey.generate()
-    private.touch(mode=0o600)
-    private.write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
-    public.write_bytes(key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        private.touch(mode=0o600)
+        private.write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+        public.write_bytes(key.public_key().public_bytes(Encoding.PEM,
+                                                         PublicFormat.SubjectPublicKeyInfo))
+    except OSError as exc:
+        raise ConfigError(f"{folder}: the key pair cannot be written there "
+                          f"({exc.strerror or exc})") from None
     return private, public
 
 
@@ -100,6 +105,12 @@ def encode(name: str, version: str, run_id: str, files: dict[str, dict[str, str]
     """The manifest's one canonical text (what is signed)."""
     body = {"name": name, "version": str(version), "run_id": run_id, "files": files}
     return json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+
+def check_signing_key(reg: Any) -> None:
+    """ConfigError now, before anything is registered, when the signing key cannot sign."""
+    if reg.signing_key:
+        _private_key(str(reg.signing_key))
 
 
 def record(client: Any, reg: Any, version: Any, files: dict[str, dict[str, str]]) -> str:

@@ -12,7 +12,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-from obesity.registry import policy
+from obesity.registry import manifest, policy
 from obesity.registry.policy import DECIDED_TAG, Promotion, decide_version, split_id
 from obesity.stores import tracking
 from obesity.training import job as training
@@ -105,6 +105,7 @@ def register_and_promote(cfg: DictConfig, result, sweep_run_id: str | None = Non
         **baseline_tags(cfg, reg.promotion_metric, score),
         **(extra_tags or {}),
     }
+    manifest.check_signing_key(reg)  # a key that cannot sign fails before a version exists
     version = mlflow.register_model(result.model_uri, reg.model_name, tags=tags)
     version = client.get_model_version(reg.model_name, version.version)
     return decide_version(client, cfg, version, model=result.model)

@@ -60,8 +60,9 @@ def fail_stale_trials(study: optuna.Study, grace_period: float) -> list[int]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
-    still = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-    return sorted(t.number for t in running if t.number not in still)
+    # FAIL, not merely no longer RUNNING: a live worker may have finished one meanwhile
+    failed = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
+    return sorted(t.number for t in running if t.number in failed)
 
 
 def _storage_of(study: optuna.Study) -> BaseHeartbeat:
