@@ -30,7 +30,7 @@ def read_window(url: str | None, model_name: str, rows: int, since_hours: float 
     from sqlalchemy import MetaData, and_, create_engine, func, inspect, select
     from sqlalchemy.exc import SQLAlchemyError
 
-    from obesity.serving.prediction_log import TABLE, table
+    from obesity.stores.traffic import PREDICTIONS, predictions_table
 
     if not url:
         raise ConfigError("registry.prediction_log is not set: the service records nothing, so "
@@ -45,9 +45,9 @@ def read_window(url: str | None, model_name: str, rows: int, since_hours: float 
         return empty
     engine = create_engine(url)
     try:
-        if not inspect(engine).has_table(TABLE):
+        if not inspect(engine).has_table(PREDICTIONS):
             return empty
-        log = table(MetaData())
+        log = predictions_table(MetaData())
         where = [log.c.model_name == model_name]
         if since_hours is not None:
             where.append(log.c.at >= datetime.now(UTC) - timedelta(hours=since_hours))

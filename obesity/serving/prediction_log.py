@@ -21,39 +21,15 @@ from typing import Any
 
 from msgspec.structs import astuple
 
-from obesity.data.contract import CLASSES, FEATURE_NAMES, FEATURES, Numeric
+from obesity.data.contract import CLASSES, FEATURE_NAMES, FEATURES
 from obesity.serving import metrics
 from obesity.serving.schema import Person
 from obesity.stores import locations
+from obesity.stores.traffic import PREDICTIONS, predictions_table
 
 log = logging.getLogger(__name__)
-TABLE = "predictions"
 # A Person's fields are the contract's columns in order: its tuple is the row's input values
 assert Person.__struct_fields__ == tuple(FEATURE_NAMES), Person.__struct_fields__
-
-
-def table(metadata: Any) -> Any:
-    """The log's table: when, which request and model, the 16 inputs, the answer, the latency."""
-    from sqlalchemy import Column, DateTime, Float, Integer, String, Table
-
-    inputs = [Column(c.name, Float if isinstance(c, Numeric) else String(40), nullable=True)
-              for c in FEATURES]
-    return Table(
-        TABLE, metadata,
-        Column("id", Integer, primary_key=True, autoincrement=True),
-        Column("at", DateTime(timezone=True), nullable=False, index=True),
-        # No index on request_id: its random keys made every insert a B-tree walk of a big
-        # table (the writer's CPU a row at 700k rows: 26 us with it, 7 us without); the rare
-        # lookup of one request scans (docs/serving.md says how to add one).
-        Column("request_id", String(128), nullable=False),
-        Column("model_name", String(200), nullable=False),
-        Column("model_version", String(20), nullable=False),
-        Column("backend", String(10), nullable=False),
-        *inputs,
-        Column("prediction", String(40), nullable=False),
-        *[Column(f"p_{name}", Float, nullable=False) for name in CLASSES],
-        Column("latency_ms", Float, nullable=False),
-    )
 
 
 class PredictionLog:
@@ -195,15 +171,17 @@ class PredictionLog:
             path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(self.url, pool_pre_ping=True)
         metadata = MetaData()
-        self._table = table(metadata)
+        self._table = predictions_table(metadata)
         metadata.create_all(engine, checkfirst=True)
+        for index in self._table.indexes:  # a log made before the index existed gets it too
+            index.create(engine, checkfirst=True)
         if path is not None:
             found = path.stat()
             self._file = (found.st_dev, found.st_ino)
         columns = [c.name for c in self._table.columns if c.name != "id"]
         quote = engine.dialect.identifier_preparer.quote
         marker = {"qmark": "?", "format": "%s", "pyformat": "%s"}[engine.dialect.paramstyle]
-        self._insert = (f"INSERT INTO {TABLE} ({', '.join(quote(c) for c in columns)}) "
+        self._insert = (f"INSERT INTO {PREDICTIONS} ({', '.join(quote(c) for c in columns)}) "
                         f"VALUES ({', '.join(marker for _ in columns)})")
         self._engine = engine
 

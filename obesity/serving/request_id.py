@@ -4,7 +4,8 @@ every response (errors, 404 and 405 too) and kept in the ASGI scope for the pred
 from __future__ import annotations
 
 import re
-import uuid
+import secrets
+import time
 from typing import Any
 
 HEADER = b"x-request-id"
@@ -18,8 +19,14 @@ def of_scope(scope: Any) -> str:
     if rid is None:
         given = next((value for name, value in scope.get("headers", ()) if name == HEADER), None)
         rid = scope[SCOPE_KEY] = (given.decode() if given is not None and _SANE.fullmatch(given)
-                                  else uuid.uuid4().hex)
+                                  else new_id())
     return rid
+
+
+def new_id() -> str:
+    """32 hex digits: the time in ms, then 80 random bits. Ordered by time, so the prediction
+    log's index on request_id grows at its end instead of walking a B-tree for a random key."""
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
 
 
 def stamp(message: Any, scope: Any) -> None:
