@@ -1,7 +1,8 @@
 """The Litestar prediction service: strict input, one error shape, hot-swapped champion.
 
 Endpoints: POST /predict, POST /predict/batch, POST /predict/csv, GET /health, /ready, /model,
-the OpenAPI document under /schema, and GET /, a page for people (obesity.serving.page). The
+the OpenAPI document under /schema, GET /, a page for people (obesity.serving.page), and POST
+/feedback (and /batch, /csv), the truth that comes back later (obesity.serving.feedback). The
 model lives in a `ModelHolder` created in the lifespan; a poller follows the registry alias and
 swaps the model atomically. Inference is sync CPU work: in a worker thread, but for one row of an
 ONNX model (~0.1 ms, less than the hop to a thread). Refusals: obesity.serving.http_errors; the
@@ -30,7 +31,7 @@ from omegaconf import DictConfig
 
 from obesity.config import checks as config_checks
 from obesity.config.compose import sweep_command
-from obesity.serving import api_docs, csv_table, metrics, page
+from obesity.serving import api_docs, auth, csv_table, feedback, metrics, page
 from obesity.serving import request_id as request_ids
 from obesity.serving.holder import ModelHolder
 from obesity.serving.http_errors import (
@@ -89,6 +90,7 @@ def _predictions(model: ServedModel, rows: list[Any], request: Request) -> list[
 
 
 @post("/predict", status_code=200, before_request=checked_body(Person),
+      guards=[auth.predictions_guard],
       responses=ERRORS, summary="Predict the obesity level of one person")
 async def predict(data: Person, state: State, request: Request) -> Prediction:  # type: ignore[valid-type]
     model = _current(state)
@@ -100,6 +102,7 @@ async def predict(data: Person, state: State, request: Request) -> Prediction:  
 
 
 @post("/predict/batch", status_code=200, sync_to_thread=True, before_request=checked_body(Batch),
+      guards=[auth.predictions_guard],
       responses=ERRORS, summary="Predict many persons at once, in order")
 def predict_batch(data: Batch, state: State, request: Request) -> BatchPrediction:
     model = _current(state)
@@ -108,6 +111,7 @@ def predict_batch(data: Batch, state: State, request: Request) -> BatchPredictio
 
 
 @post("/predict/csv", status_code=200, media_type=csv_table.MEDIA_TYPE,
+      guards=[auth.predictions_guard],
       operation_class=api_docs.CsvOperation, summary="Predict a CSV file: the same file, predictions added",
       description="Each row gets the columns `prediction` and `probability_<class>` (replaced "
                   "if the file has them). A bad cell is named by its column and line.",
@@ -242,6 +246,13 @@ def create_app(cfg: DictConfig) -> Litestar:
     ConfigError, listing every bad value, before anything listens."""
     config_checks.check(cfg)
     locations.uris(cfg.registry)  # a missing env var fails now; mlflow loads with the first model
+    tokens = auth.load_tokens(cfg.auth)  # a short token or an unreadable file fails now
+    if not tokens:
+        log.warning("POST /feedback answers 403: no token is configured (set %s or "
+                    "auth.tokens_file; docs/monitoring.md)", cfg.auth.tokens_env or "auth.tokens_env")
+    elif not cfg.registry.prediction_log:
+        log.warning("POST /feedback answers 503: labels are stored beside the prediction log, "
+                    "and registry.prediction_log is not set")
     if not cfg.registry.verify_key:
         log.warning("models are not signature-checked: registry.verify_key (OBESITY_VERIFY_KEY) is "
                     "not set, so a version whose manifest was rewritten in the registry would be "
@@ -254,6 +265,10 @@ def create_app(cfg: DictConfig) -> Litestar:
         that cannot be read, or a slow load, never keeps the service from answering."""
         holder = app.state.holder = ModelHolder(cfg)
         prediction_log = app.state.prediction_log = _prediction_log(cfg)
+        if prediction_log is not None:  # labels live beside the predictions they label
+            from obesity.feedback.store import LabelStore
+
+            app.state.label_store = LabelStore(prediction_log.url)
         first = asyncio.ensure_future(anyio.to_thread.run_sync(holder.refresh))
         if cfg.load_wait_s > 0:
             await asyncio.wait({first}, timeout=cfg.load_wait_s)
@@ -266,9 +281,11 @@ def create_app(cfg: DictConfig) -> Litestar:
                 await poller
             if prediction_log is not None:  # a clean shutdown writes every answered row
                 await anyio.to_thread.run_sync(prediction_log.stop)
+                app.state.label_store.close()
 
     handlers: list[Any] = [predict, predict_batch, predict_csv, health, ready, model_info,
-                           model_card, index, alive_head, api_docs.file_handler(),
+                           model_card, index, alive_head, feedback.feedback,
+                           feedback.feedback_batch, feedback.feedback_csv, api_docs.file_handler(),
                            create_static_files_router("/static", [page.STATIC_DIR],
                                                       include_in_schema=False)]
     middleware: list[Any] = []
@@ -286,7 +303,9 @@ def create_app(cfg: DictConfig) -> Litestar:
         # what requests read, as plain values: an OmegaConf access (interpolations are parsed
         # on every read) cost GET / 0.7 ms of CPU
         state=State({"cfg": cfg, "batch_limit": cfg.batch_limit, "body_limit": cfg.body_limit_bytes,
-                     "no_model": no_model_detail(cfg)}),
+                     "no_model": no_model_detail(cfg), "tokens": tokens,
+                     "tokens_env": cfg.auth.tokens_env, "protect_predictions": cfg.auth.predictions,
+                     "label_batch_limit": cfg.label_batch_limit}),
         request_max_body_size=cfg.body_limit_bytes,
         exception_handlers={HTTPException: http_error, Exception: internal_error},
         plugins=[api_docs.StrictStructSchemaPlugin()],

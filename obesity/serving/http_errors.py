@@ -32,8 +32,9 @@ JSON = "application/json"
 class ApiError(HTTPException):
     """A client error carrying the list of bad fields."""
 
-    def __init__(self, status: int, detail: str, errors: list[FieldError] | None = None) -> None:
-        super().__init__(status_code=status, detail=detail, extra=errors or [])
+    def __init__(self, status: int, detail: str, errors: list[FieldError] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(status_code=status, detail=detail, extra=errors or [], headers=headers)
 
 
 def checked_body(kind: type) -> Any:

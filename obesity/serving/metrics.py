@@ -19,3 +19,5 @@ UNROUTED = Counter("obesity_http_unrouted_requests",
                    "Requests answered before any route matched (404, 405, a bad Host), by status; "
                    "obesity_http_requests_total counts the routed ones",
                    ["method", "status_code"])
+LABELS = Counter("obesity_feedback_labels", "Labels stored through POST /feedback, by class",
+                 ["label"])

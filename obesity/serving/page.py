@@ -96,11 +96,27 @@ def _model(model: ServedModel | None) -> str:
                    f"<td>{_e(_number(v))}</td></tr>" for k, v in metrics)
     table = (f'<table class="metrics"><caption>Version {_e(model.version)} on the held-out test '
              f"split</caption>{rows}</table>" if rows else "<p>This version has no test metrics.</p>")
+    table += ("<p>The test split is a random split of a file whose rows are mostly "
+              "generated from a few hundred survey answers: it flatters every model. New labelled "
+              "people say more:</p>" + _truth(model.tags))
     card = (f'<details><summary>Model card of version {_e(model.version)}</summary>'
             f'<pre class="card">{_e(model.card)}</pre>'
             f'<p><a href="/model/card">The card as markdown</a></p></details>' if model.card
             else "<p>This version has no model card.</p>")
     return table + card
+
+
+def _truth(tags: dict[str, str]) -> str:
+    """What labelled data other than the test split said of the version (its tags)."""
+    said = []
+    if "evaluated" in tags:
+        said.append(f'<li id="evaluated">evaluated on {_e(tags["evaluated"])}</li>')
+    if "realized_accuracy" in tags:
+        said.append(f'<li id="realized">its own answers, labelled later: '
+                    f'{_e(tags.get("performance_status", "?"))}, accuracy '
+                    f'{_e(tags["realized_accuracy"])} on {_e(tags.get("realized_rows", "?"))} '
+                    "labelled rows</li>")
+    return f"<ul>{''.join(said)}</ul>" if said else "<p>No labelled data beyond the test split yet.</p>"
 
 
 def _number(tag: str) -> str:

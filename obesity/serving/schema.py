@@ -205,3 +205,24 @@ def batch_errors(obj: Any) -> list[FieldError]:
     for i, row in enumerate(rows):
         errors += person_errors(row, f"rows[{i}].")
     return errors
+
+
+class LabelIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The truth for one answered row: its request's `X-Request-ID` and, for a batch or a CSV
+    file, the row's index in it."""
+
+    request_id: Annotated[str, Meta(min_length=1, max_length=128,
+                                    description="the X-Request-ID of the prediction's answer")]
+    label: Annotated[str, Meta(description=f"the true class: one of {', '.join(CLASSES)}")]
+    row: Annotated[int, Meta(ge=0, description="the row in its request (0 for /predict)")] = 0
+
+
+class LabelBatch(msgspec.Struct, forbid_unknown_fields=True):
+    """Several labels, stored together or not at all."""
+
+    labels: Annotated[list[LabelIn], Meta(min_length=1)]
+
+
+class LabelsStored(msgspec.Struct):
+    stored: int
+    replaced: int  # labels that replaced an earlier one (kept in the history)
