@@ -1,6 +1,8 @@
 """`python -m obesity.monitor`: is the served traffic still like the training data?
 
-Exit code: 0 no drift, 3 drift, 4 insufficient data (errors: 1, with one line). The report and
+Exit code: 0 no drift, 3 drift, 4 insufficient data, 5 the served version is degraded (its
+labelled rows score significantly below its test-split estimate, whatever the drift); errors: 1,
+with one line. The report and
 summary land in the run dir (outputs/monitoring/<date>/<time>/) and in MLflow (configs/monitor.yaml).
 """
 
@@ -25,9 +27,10 @@ def main(cfg: DictConfig) -> None:
 
     with exit_on_error():
         check = job.run(cfg, Path(HydraConfig.get().runtime.output_dir))
-    report = check.out_dir / "report.html"
-    print(f"{check.status}: {check.out_dir / 'summary.json'}"
-          + (f" {report}" if report.is_file() else ""))
+    reports = [check.out_dir / name for name in ("report.html", "performance.html")]
+    verdict = check.status + (",degraded" if check.performance == "degraded" else "")
+    print(" ".join([f"{verdict}:", str(check.out_dir / "summary.json"),
+                    *(str(r) for r in reports if r.is_file())]))
     sys.exit(check.exit_code)
 
 

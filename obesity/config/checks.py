@@ -97,6 +97,10 @@ def train_problems(cfg: DictConfig) -> list[str]:
                         "test split must be between 0 and 1 (exclusive)")
     if cfg.cv_folds < 2:
         problems.append(f"cv_folds={cfg.cv_folds}: cross-validation needs at least 2 folds")
+    if not 0 <= data.extra_holdout < 1:
+        problems.append(f"data.extra_holdout={data.extra_holdout}: the share of the extra files' "
+                        "rows held out as fresh rows must be in [0, 1)")
+    _seed(problems, "data.extra_seed", data.extra_seed)
     _seed(problems, "data.split_seed", data.split_seed)
     _seed(problems, "seed", cfg.seed)
     if cfg.threads is not None and cfg.threads < 1:
@@ -131,7 +135,7 @@ def serve_problems(cfg: DictConfig) -> list[str]:
             problems.append(f"{key}={cfg[key]}: must be positive")
     if cfg.load_wait_s < 0:
         problems.append(f"load_wait_s={cfg.load_wait_s}: must be 0 or more")
-    for key in ("limit_concurrency", "batch_limit", "body_limit_bytes"):
+    for key in ("limit_concurrency", "batch_limit", "body_limit_bytes", "label_batch_limit"):
         if cfg[key] < 1:
             problems.append(f"{key}={cfg[key]}: must be 1 or more")
     problems += recording_problems(cfg.monitor)
@@ -185,6 +189,15 @@ def monitor_problems(cfg: DictConfig) -> list[str]:
         problems.append(f"monitor.on_drift={m.on_drift}: one of {', '.join(ON_DRIFT)}")
     if m.report not in REPORT:
         problems.append(f"monitor.report={m.report}: one of {', '.join(REPORT)}")
+    if m.on_degraded not in ON_DRIFT:
+        problems.append(f"monitor.on_degraded={m.on_degraded}: one of {', '.join(ON_DRIFT)}")
+    if m.min_labels < 1:
+        problems.append(f"monitor.min_labels={m.min_labels}: must be 1 or more")
+    if m.label_window < m.min_labels:
+        problems.append(f"monitor.label_window={m.label_window}: must be at least "
+                        f"monitor.min_labels={m.min_labels}")
+    if not 0 <= m.margin < 1:
+        problems.append(f"monitor.margin={m.margin}: must be in [0, 1)")
     if cfg.version is not None and not str(cfg.version).isdigit():
         problems.append(f"version={cfg.version}: a registered version number (or null: the alias)")
     _outputs(problems, cfg.paths.outputs)

@@ -37,6 +37,13 @@ class DataConfig:
     # the promotion threshold (registry.promotion_threshold) belongs to the data: what lifestyle
     # columns alone can reach is less than what Height and Weight give away
     promotion_threshold: float = 0.85
+    # Labelled files learnt from beside `path` (e.g. the served traffic's labels: `python -m
+    # obesity.feedback export`), each checked against the contract. A seeded share of their
+    # rows is held out as FRESH rows: no model trains on them, and the registry's guard decides
+    # on them (the rows of a new population, not the test split of the old file).
+    extra: list[str] = field(default_factory=list)
+    extra_holdout: float = 0.3
+    extra_seed: int = 0
 
 
 @dataclass
@@ -235,6 +242,25 @@ class MonitorConfig:
     report: str = "drift"
     retrain: list[str] = field(default_factory=list)  # its overrides, e.g. [sweep=hgb]
     experiment: str = "${registry.experiment}-monitoring"  # the MLflow experiment of reports
+    # Realized performance (obesity/monitoring/performance.py): the labels that came back
+    label_window: int = 100_000  # the last N labelled rows of the model (and of since_hours)
+    min_labels: int = 100  # fewer labelled rows of a version: "insufficient", no verdict
+    # degraded: the interval's upper bound (accuracy or macro-F1) under the test-split estimate
+    # minus this margin
+    margin: float = 0.02
+    on_degraded: str = "report"  # report | retrain (on the original data plus the labels)
+    # where the labelled rows are written for a retrain and `python -m obesity.feedback export`
+    labels_export: str = "${paths.root}/data/feedback/${model_name}.csv"
+
+
+@dataclass
+class AuthConfig:
+    """Who may write labels (POST /feedback) and, when `predictions`, ask for predictions:
+    where the bearer tokens are, never the tokens themselves (obesity/serving/auth.py)."""
+
+    tokens_env: Optional[str] = "OBESITY_API_TOKENS"  # an env var: tokens, comma-separated
+    tokens_file: Optional[str] = None  # a file: one token a line (a mounted secret)
+    predictions: bool = False  # the /predict routes need a token too
 
 
 @dataclass
@@ -251,6 +277,8 @@ class ServeConfig:
     reload_interval_s: float = 10.0  # how often the alias is checked for a new version
     load_wait_s: float = 0.0  # wait this long for the first model before listening (0: listen at once)
     batch_limit: int = 1000  # rows in one /predict/batch request
+    label_batch_limit: int = 10_000  # labels in one /feedback/batch or /feedback/csv request
+    auth: AuthConfig = field(default_factory=AuthConfig)
     body_limit_bytes: int = 2_000_000  # ~1000 rows of JSON, with room
     use_onnx: bool = True  # serve the verified ONNX twin when the version has one
     export_onnx: bool = True  # make the twin at first load when a version has none

@@ -36,8 +36,6 @@ class Dataset:
         return self.rows_raw - self.rows
 
 
-
-
 def file_md5(path: Path) -> str:
     """MD5 of a file's bytes, the same digest DVC records."""
     with path.open("rb") as fh:
@@ -61,12 +59,14 @@ def load_dataset(path: str | Path) -> Dataset:
         return _CACHE[key]
     dataset = _load(path)
     if key is not None:
-        _CACHE.clear()  # one data set at a time is all a process needs
+        if len(_CACHE) >= _CACHED:  # the original file and a few labelled extras at most
+            del _CACHE[next(iter(_CACHE))]
         _CACHE[key] = dataset
     return dataset
 
 
 _CACHE: dict[tuple[str, int, int], Dataset] = {}
+_CACHED = 8
 
 
 def _load(path: Path) -> Dataset:
@@ -161,11 +161,3 @@ def _values(cells: pd.Series, mask: pd.Series) -> str:
 def select_features(frame: pd.DataFrame, exclude: Sequence[str] = ()) -> pd.DataFrame:
     """The feature columns (all contract features except `exclude`), in contract order."""
     return frame.drop(columns=[TARGET, *exclude])
-
-
-
-
-
-
-
-

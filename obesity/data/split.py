@@ -16,12 +16,41 @@ from obesity.errors import DataError
 
 @dataclass(frozen=True)
 class Split:
-    """Train and test partitions of features (X) and labels (y)."""
+    """Train and test partitions of features (X) and labels (y); with labelled extra files
+    (`data.extra`), their training share is in the train partition and their held-out share is
+    the FRESH partition, and `extra_md5` names those files' versions."""
 
     X_train: pd.DataFrame
     X_test: pd.DataFrame
     y_train: pd.Series
     y_test: pd.Series
+    X_fresh: pd.DataFrame | None = None
+    y_fresh: pd.Series | None = None
+    extra_md5: tuple[str, ...] = ()
+    fresh_from: str = ""  # which rows the fresh ones are, in words
+
+
+def with_extra(split: Split, extras: Sequence[Dataset], holdout: float, seed: int,
+               exclude: Sequence[str] = ()) -> Split:
+    """`split` plus labelled extra data sets: a seeded `holdout` share of their (deduplicated)
+    rows is the fresh partition, the rest joins the training rows. Their rows get index values
+    after the original file's, so no row label is shared."""
+    frame = pd.concat([d.frame for d in extras], ignore_index=True)
+    start = max(int(split.X_train.index.max()), int(split.X_test.index.max())) + 1
+    frame.index = pd.RangeIndex(start, start + len(frame))
+    X, y = select_features(frame, exclude), frame[TARGET]
+    if holdout > 0 and len(frame) > 1:
+        from sklearn.model_selection import train_test_split
+
+        X_more, X_fresh, y_more, y_fresh = train_test_split(X, y, test_size=holdout,
+                                                            random_state=seed)
+    else:
+        X_more, y_more, X_fresh, y_fresh = X, y, X.iloc[:0], y.iloc[:0]
+    names = ", ".join(f"{d.path.name} (md5 {d.md5[:8]})" for d in extras)
+    return Split(pd.concat([split.X_train, X_more]), split.X_test,
+                 pd.concat([split.y_train, y_more]), split.y_test, X_fresh, y_fresh,
+                 tuple(d.md5 for d in extras),
+                 f"held out of {names} by data.extra_holdout={holdout:g}, data.extra_seed={seed}")
 
 
 def split_dataset(dataset: Dataset, test_size: float, seed: int, stratify: bool = True,
@@ -80,8 +109,14 @@ def check_folds(dataset: Dataset, split_: Split, cv_folds: int) -> None:
 
 
 def split_of(data_cfg: Any, exclude: Sequence[str] = ()) -> tuple[Dataset, Split]:
-    """The data set a `data` config names and its held-out split: the one load-and-split
-    sequence of runs, stages, comparisons and twin checks (`exclude`: columns left out of X)."""
+    """The data set a `data` config names and its held-out split (with its `extra` labelled
+    files, if any): the one load-and-split sequence of runs, stages, comparisons and twin checks
+    (`exclude`: columns left out of X)."""
     dataset = load_dataset(data_cfg.path)
-    return dataset, split_dataset(dataset, data_cfg.test_size, data_cfg.split_seed,
-                                  data_cfg.stratify, exclude)
+    split = split_dataset(dataset, data_cfg.test_size, data_cfg.split_seed, data_cfg.stratify,
+                          exclude)
+    extra = list(data_cfg.get("extra") or ())  # configs logged before `extra` existed lack it
+    if extra:
+        split = with_extra(split, [load_dataset(path) for path in extra],
+                           data_cfg.extra_holdout, data_cfg.extra_seed, exclude)
+    return dataset, split

@@ -1,10 +1,14 @@
-"""One drift check: the window of logged traffic against the served version's training split.
+"""One check of the served model: the window of logged traffic against the served version's
+training split (drift), and the labels that came back against its test-split estimate
+(realized performance, obesity.monitoring.performance).
 
 Writes `summary.json`, Evidently's `snapshot.json` and (on drift, or as `monitor.report` says)
 its `report.html` into `out_dir`, logs them as a run of the experiment `monitor.experiment`
 (tags name the model version), tags the version (`drift_status`, `drift_share`,
-`drift_checked_at`, `drift_run_id`) and, on drift with `monitor.on_drift=retrain`, starts the
-retrain and names its run in the summary.
+`drift_checked_at`, `drift_run_id`; `performance_status`, `realized_*`) and, on drift with
+`monitor.on_drift=retrain` or on degradation with `monitor.on_degraded=retrain`, starts the
+retrain (on degradation: on the original data plus the exported labels) and names its run in
+the summary.
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ from obesity.config.schemas import feature_columns, plain
 from obesity.errors import ObesityError, RegistryError
 
 log = logging.getLogger(__name__)
-# The exit code of `python -m obesity.monitor` for each outcome (errors exit 1)
+# The exit code of `python -m obesity.monitor` for each outcome (errors exit 1); a degraded
+# version exits 5 whatever the drift verdict
 EXIT_CODES = {"no_drift": 0, "drift": 3, "insufficient_data": 4}
+DEGRADED_EXIT = 5
 
 
 @dataclass
@@ -34,10 +40,11 @@ class Check:
     out_dir: Path
     run_id: str
     retrain: dict[str, Any] | None = None
+    performance: str = "insufficient"  # the checked version's: ok | degraded | insufficient
 
     @property
     def exit_code(self) -> int:
-        return EXIT_CODES[self.status]
+        return DEGRADED_EXIT if self.performance == "degraded" else EXIT_CODES[self.status]
 
 
 def run(cfg: DictConfig, out_dir: Path) -> Check:
@@ -76,13 +83,23 @@ def run(cfg: DictConfig, out_dir: Path) -> Check:
         drift.save(out_dir, html=m.report == "always" or (m.report == "drift" and drift.drifted))
     summary["status"] = status
     with tracking.store_errors(reg):
+        judged = _performance(client, cfg, version, out_dir)
+    summary["performance"] = judged
+    with tracking.store_errors(reg):
         run_id = _record(client, cfg, version, summary, out_dir)
-    result = Check(status, summary, out_dir, run_id)
+    result = Check(status, summary, out_dir, run_id, performance=judged["status"])
     log.info("%s version %s: %s (%s)", cfg.model_name, version.version, status, _say(summary))
-    if status == "drift" and m.on_drift == "retrain":
+    log.info("%s version %s: performance %s (%s)", cfg.model_name, version.version,
+             judged["status"], judged["why"])
+    degraded = judged["status"] == "degraded" and m.on_degraded == "retrain"
+    if degraded or (status == "drift" and m.on_drift == "retrain"):
         from obesity.monitoring import retrain
 
-        result.retrain = summary["retrain"] = retrain.start(cfg, version, run_id, out_dir)
+        extra = _export_labels(cfg) if degraded else None
+        if extra is not None:
+            summary["labels_export"] = extra
+        result.retrain = summary["retrain"] = retrain.start(
+            cfg, version, run_id, out_dir, extra=Path(extra["path"]) if extra else None)
         _write(summary, out_dir)
         with tracking.store_errors(reg):
             client.log_artifact(run_id, str(out_dir / "summary.json"))
@@ -90,6 +107,63 @@ def run(cfg: DictConfig, out_dir: Path) -> Check:
         if "error" in result.retrain:
             raise ObesityError(result.retrain["error"])
     return result
+
+
+def _performance(client: Any, cfg: DictConfig, version: Any, out_dir: Path) -> dict[str, Any]:
+    """Every version with labelled rows in the label window, judged (performance.realized);
+    the checked version's verdict first."""
+    from obesity.feedback.store import labelled_rows
+    from obesity.monitoring.performance import realized
+
+    m = cfg.monitor
+    frame = labelled_rows(cfg.registry.prediction_log, cfg.model_name, m.label_window,
+                          m.since_hours)
+
+    def estimates(number: str) -> dict[str, float]:
+        try:
+            found = client.get_model_version(cfg.model_name, number)
+            return dict(client.get_run(found.run_id).data.metrics) if found.run_id else {}
+        except Exception:  # rows of a version deleted since: scored, without an estimate
+            return {}
+
+    versions = realized(frame, estimates, m, cfg.registry)
+    mine = versions.get(str(version.version))
+    if mine is not None and mine.status != "insufficient" and (
+            m.report == "always" or (m.report == "drift" and mine.status == "degraded")):
+        _performance_report(version, frame[frame["model_version"] == str(version.version)], out_dir)
+    return {"status": mine.status if mine else "insufficient",
+            "why": mine.why if mine else (f"no labelled row of version {version.version} in the "
+                                          f"last {m.label_window} labelled rows"),
+            "rows": len(frame), "label_window": m.label_window, "min_labels": m.min_labels,
+            "margin": m.margin, "versions": [v.as_dict() for v in versions.values()]}
+
+
+def _performance_report(version: Any, labelled: Any, out_dir: Path) -> None:
+    """Evidently's classification report of the labelled answers against the version's test
+    split (and its answers there)."""
+    import pandas as pd
+
+    from obesity.model import files as model_files
+    from obesity.monitoring.performance import REPORT, save_report
+    from obesity.registry.policy import test_split_of
+
+    split = test_split_of(version)
+    model = model_files.load_pipeline(version.name, version.version)
+    reference = pd.DataFrame({"label": split.y_test.to_numpy(),
+                              "prediction": model.predict(split.X_test)})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_report(reference, labelled, out_dir / REPORT)
+
+
+def _export_labels(cfg: DictConfig) -> dict[str, Any]:
+    """The labelled rows as a CSV (and a DVC data version) for the retrain to learn from."""
+    from obesity.feedback.export import export
+
+    done = export(cfg.registry.prediction_log, cfg.model_name, Path(cfg.monitor.labels_export))
+    log.info("degraded: %d labelled row(s) exported to %s (md5 %s) for the retrain", done.rows,
+             done.path, done.md5)
+    return {"path": str(done.path), "rows": done.rows, "md5": done.md5,
+            "dvc_file": str(done.dvc_file) if done.dvc_file else None}
 
 
 def _version(client: Any, cfg: DictConfig) -> Any:
@@ -126,6 +200,7 @@ def _record(client: Any, cfg: DictConfig, version: Any, summary: dict[str, Any],
     from mlflow.entities import Metric, Param, RunTag
 
     from obesity.monitoring.drift import REPORT, SNAPSHOT
+    from obesity.monitoring.performance import REPORT as PERFORMANCE_REPORT
     from obesity.stores import tracking
 
     registry = OmegaConf.merge(cfg.registry, {"experiment": cfg.monitor.experiment})
@@ -146,11 +221,19 @@ def _record(client: Any, cfg: DictConfig, version: Any, summary: dict[str, Any],
         metrics |= {"drift_share": summary["drift_share"],
                     "prediction_drift_score": summary["prediction"]["score"],
                     **{f"drift_score_{c['column']}": c["score"] for c in summary["columns"]}}
+    performance = summary["performance"]
+    mine = next((v for v in performance["versions"]
+                 if v["version"] == str(version.version)), None)
+    metrics["labelled_rows"] = mine["rows"] if mine else 0
+    for kind, s in (mine or {}).get("scores", {}).items():
+        metrics |= {f"realized_{kind}": s["value"], f"realized_{kind}_low": s["low"],
+                    f"realized_{kind}_high": s["high"]}
     params = {f"monitor.{k}": v for k, v in plain(cfg.monitor).items()}
     client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
                      params=[Param(k, tracking.param_value(v)) for k, v in params.items()],
-                     tags=[RunTag("alias", str(summary["alias"]))])
-    for name in (SNAPSHOT, REPORT, "summary.json"):
+                     tags=[RunTag("alias", str(summary["alias"])),
+                           RunTag("performance_status", performance["status"])])
+    for name in (SNAPSHOT, REPORT, PERFORMANCE_REPORT, "summary.json"):
         if (out_dir / name).is_file():
             client.log_artifact(run_id, str(out_dir / name))
     client.set_terminated(run_id, "FINISHED")
@@ -160,7 +243,33 @@ def _record(client: Any, cfg: DictConfig, version: Any, summary: dict[str, Any],
         version_tags["drift_share"] = f"{summary['drift_share']:.4f}"
     for key, value in version_tags.items():
         client.set_model_version_tag(cfg.model_name, str(version.version), key, value)
+    for judged in performance["versions"]:  # every version its labels judged
+        if judged["version"] != str(version.version) and judged["status"] == "insufficient":
+            continue
+        _tag_performance(client, cfg.model_name, judged, summary["checked_at"], run_id)
+    if mine is None:
+        _tag_performance(client, cfg.model_name, {"version": str(version.version), "rows": 0,
+                                                   "status": "insufficient", "scores": {}},
+                         summary["checked_at"], run_id)
     return run_id
+
+
+def _tag_performance(client: Any, model_name: str, judged: dict[str, Any], at: str,
+                     run_id: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    tags = {"performance_status": judged["status"], "performance_checked_at": at,
+            "performance_run_id": run_id, "realized_rows": str(judged["rows"])}
+    for kind in ("accuracy", "f1_macro"):
+        s = judged["scores"].get(kind)
+        if s is not None:
+            tags[f"realized_{kind}"] = f"{s['value']:.4f} [{s['low']:.4f}, {s['high']:.4f}]"
+    try:
+        for key, value in tags.items():
+            client.set_model_version_tag(model_name, judged["version"], key, value)
+    except MlflowException:  # a version deleted since its answers were logged
+        log.warning("version %s of %s is gone: its realized performance is in run %s only",
+                    judged["version"], model_name, run_id)
 
 
 def _write(summary: dict[str, Any], out_dir: Path) -> None:

@@ -1,5 +1,6 @@
-"""Retrain on drift: a sweep through the same entrypoint (`python -m obesity.train -m ...`), whose
-best trial the registry's guard then promotes or not, exactly as for any sweep."""
+"""Retrain on drift or on degradation: a sweep through the same entrypoint (`python -m
+obesity.train -m ...`), whose best trial the registry's guard then promotes or not, exactly as
+for any sweep (on degradation, with the exported labels as `data.extra`)."""
 
 from __future__ import annotations
 
@@ -22,9 +23,13 @@ log = logging.getLogger(__name__)
 CARRIED = ("data", "registry", "paths")
 
 
-def command(cfg: DictConfig, version: Any, monitor_run_id: str, sweep_dir: Path) -> list[str]:
-    """The `python -m obesity.train -m ...` a drift check starts."""
+def command(cfg: DictConfig, version: Any, monitor_run_id: str, sweep_dir: Path,
+            extra: Path | None = None) -> list[str]:
+    """The `python -m obesity.train -m ...` a check starts (`extra`: a labelled file to learn
+    from beside the original data: `data.extra=[extra]`)."""
     overrides = list(cfg.monitor.retrain)
+    if extra is not None and "data.extra" not in {_key(o) for o in overrides}:
+        overrides.append(f"data.extra=[{extra}]")
     if not overrides:  # the served version's own family
         family = version.tags.get("model", "")
         if not (CONFIG_DIR / "sweep" / f"{family}.yaml").is_file():
@@ -71,22 +76,25 @@ def _same_data_warning(overrides: list[str], version: Any) -> None:
     except ConfigError as exc:  # named as the retrain's, not the monitor's own config
         raise ConfigError(f"monitor.retrain: {exc}") from None
     path = Path(train_cfg.data.path)
+    if train_cfg.data.extra:  # new labelled data beside the original
+        return
     if path.is_file() and file_md5(path) == version.tags.get("data_md5"):
         log.warning("the retrain trains on %s, the data version %s was trained on: it can find "
                     "other parameters, not learn the drifted traffic; new labelled data enters "
                     "as docs/monitoring.md says", path, version.version)
 
 
-def start(cfg: DictConfig, version: Any, monitor_run_id: str, out_dir: Path) -> dict[str, Any]:
+def start(cfg: DictConfig, version: Any, monitor_run_id: str, out_dir: Path,
+          extra: Path | None = None) -> dict[str, Any]:
     """Run the retrain sweep (its output goes to this process's), then read what it did: its
     MLflow parent run and the versions it registered with the guard's decision (or, when it
-    failed, `error`)."""
+    failed, `error`). `extra`: the exported labels to learn from too."""
     from mlflow.tracking import MlflowClient
 
     sweep_dir = out_dir / "retrain"
-    cmd = command(cfg, version, monitor_run_id, sweep_dir)
+    cmd = command(cfg, version, monitor_run_id, sweep_dir, extra)
     _same_data_warning(cmd[4:-1], version)
-    log.info("drift: retraining: %s", shlex.join(cmd[1:]))
+    log.info("%s: retraining: %s", "degraded" if extra else "drift", shlex.join(cmd[1:]))
     code = subprocess.run(cmd, check=False).returncode
     parent = sweep_dir / PARENT_FILE
     sweep_run_id = parent.read_text().strip() if parent.is_file() else None

@@ -42,6 +42,13 @@ DATA = (
     "Colombia. Its authors generated 77% of the rows synthetically with SMOTE from the survey's "
     "own rows; a random train/test split therefore puts near-copies of training rows in the test "
     "split, and every score here is flattered by it.")
+HONEST = (
+    "How well this version fits this file, not how well it will do for new people: the test "
+    "split holds near-copies of training rows, and on labelled people of another population a "
+    "champion with 0.98 here scored far lower. The figures that answer that question come from "
+    "new labels: `python -m obesity.registry evaluate V data.path=<labelled file>` and the "
+    "monitor's realized performance on the service's labelled answers; `python -m "
+    "obesity.registry card V` prints them under *Since registration*.")
 LIMITATIONS = (
     "The labels were assigned from BMI (Weight / Height²) thresholds, so Height and Weight nearly "
     "decide them: the BMI rule alone (model=bmi_rule, no learning) is the baseline every score "
@@ -92,6 +99,16 @@ def write(client: MlflowClient, cfg: DictConfig, version: ModelVersion, model: A
                      f"registration; {level} bootstrap intervals ({reg.bootstrap_samples} samples)."
                      f" The BMI rule on the same rows: {_baseline(tags, reg.promotion_metric)}."),
         **{name: f"{metrics[name]:.4f}" for name in OVERALL if name in metrics})
+    if "fresh_accuracy" in metrics:  # trained with labelled extra files: their held-out rows
+        card.add_metrics(
+            section="Fresh labelled rows",
+            description=(f"On the {params.get('data.rows_fresh', '?')} rows held out of the extra "
+                         f"labelled files (md5 {tags.get('data_extra_md5', '?')}): new people no "
+                         "model trained on, the rows the guard decided on."),
+            **{name: f"{metrics[name]:.4f}" for name in
+               ("fresh_accuracy", "fresh_f1_macro", "fresh_qwk", "fresh_class_distance")
+               if name in metrics})
+    card.add(**{"What the test figure means": HONEST})
     card.add_table(**{"Per class (test)": _per_class(metrics, bounds, level)})
     card.add_table(**{f"Intervals ({level}, test)": pd.DataFrame(
         [{"metric": f"test_{kind}", "value": f"{metrics[f'test_{kind}']:.4f}",
@@ -147,6 +164,24 @@ def _baseline(tags: dict[str, str], metric: str) -> str:
         return "not measured"
     return (f"{metric} {float(tags[f'baseline_{metric}']):.4f}; this version's margin over it "
             f"{float(tags['margin_over_baseline']):+.4f}")
+
+
+def since_registration(tags: dict[str, str]) -> str:
+    """What was learnt about the version after its card was written (and signed): its scores on
+    other labelled files and on the labels of its own traffic, from its tags."""
+    lines = []
+    if "evaluated" in tags:
+        lines.append(f"- evaluated on {tags['evaluated']} (MLflow run "
+                     f"`{tags.get('evaluated_run_id', '?')}`, {tags.get('evaluated_at', '?')})")
+    if "performance_status" in tags:
+        lines.append(f"- its served answers, labelled later: `{tags['performance_status']}`, "
+                     f"accuracy {tags.get('realized_accuracy', '-')}, macro-F1 "
+                     f"{tags.get('realized_f1_macro', '-')} on {tags.get('realized_rows', '0')} "
+                     f"labelled rows ({tags.get('performance_checked_at', '?')})")
+    if not lines:
+        return ""
+    return ("\n\n## Since registration\n\nNot part of the signed card: read from the "
+            "version's tags when this was printed.\n\n" + "\n".join(lines) + "\n")
 
 
 def read(client: MlflowClient, version: ModelVersion) -> str:

@@ -2,7 +2,8 @@
 
     python -m obesity.registry list
     python -m obesity.registry versions
-    python -m obesity.registry compare 3 4
+    python -m obesity.registry compare 3 4 [data.path=cohort.csv]
+    python -m obesity.registry evaluate 4 data.path=cohort.csv
     python -m obesity.registry best --metric test_f1_macro
     python -m obesity.registry promote 4 [--force]
     python -m obesity.registry alias challenger 4
@@ -13,7 +14,8 @@
     python -m obesity.registry keygen DIR      (signing.pem for registering, verify.pem for serving)
 
 Which registry: the `registry` config group, e.g. `-o registry=server` or
-`-o paths.outputs=/elsewhere` (any Hydra override of configs/train.yaml).
+`-o paths.outputs=/elsewhere` (any Hydra override of configs/train.yaml; `compare` and `evaluate`
+also take them after their arguments: `evaluate 4 data.path=cohort.csv`).
 """
 
 from __future__ import annotations
@@ -32,9 +34,15 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="registered models with their aliases")
     sub.add_parser("versions", help="versions: aliases, metrics, data md5, created")
-    p = sub.add_parser("compare", help="two versions side by side, label agreement on the test split")
+    p = sub.add_parser("compare", help="two versions side by side, label agreement and the "
+                       "paired bootstrap on the test split (or on data.path=FILE)")
     p.add_argument("a")
     p.add_argument("b")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    p = sub.add_parser("evaluate", help="score a version on a labelled file (data.path=FILE), "
+                       "recorded in MLflow and on the version")
+    p.add_argument("version")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     p = sub.add_parser("best", help="the version with the highest value of a metric")
     p.add_argument("--metric", default=None, help="default: the promotion metric")
     p = sub.add_parser("promote", help="make a version champion (guarded unless --force)")
@@ -55,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("folder")
     args = parser.parse_args(argv)
     with exit_on_error():  # a bad override, an unknown version, an unreachable server
-        cfg = compose(args.override)
+        cfg = compose([*args.override, *getattr(args, "overrides", [])])
         from obesity.registry.commands import COMMANDS
         from obesity.stores.tracking import store_errors
 

@@ -78,9 +78,37 @@ def versions(cfg: DictConfig, args: argparse.Namespace) -> str:
                      # the monitor's last verdict on this version (docs/monitoring.md)
                      "drift": v.tags.get("drift_status", "-"),
                      "drift_share": v.tags.get("drift_share", "-"),
+                     # the labels that came back (monitor) and other labelled files (evaluate)
+                     "realized": _realized(v.tags),
+                     "evaluated": v.tags.get("evaluated", "-"),
                      "data_md5": v.tags.get("data_md5", "-")[:8],
                      "created": when(v.creation_timestamp)})
     return _table(rows)
+
+
+def _realized(tags: dict[str, str]) -> str:
+    if "performance_status" not in tags:
+        return "-"
+    accuracy = tags.get("realized_accuracy", "")
+    return (f"{tags['performance_status']}: accuracy {accuracy} ({tags.get('realized_rows', '?')} "
+            "labels)" if accuracy else tags["performance_status"])
+
+
+def _on_file(args: argparse.Namespace) -> bool:
+    """Did the command line name a labelled file (data.path=...)?"""
+    return any(o.lstrip("+~").split("=", 1)[0] == "data.path"
+               for o in [*args.override, *getattr(args, "overrides", [])])
+
+
+def evaluate(cfg: DictConfig, args: argparse.Namespace) -> str:
+    from obesity.registry.evaluation import evaluate as evaluate_version
+
+    if not _on_file(args):
+        raise RegistryError("name the labelled file: `python -m obesity.registry evaluate "
+                            f"{args.version} data.path=cohort.csv` (it must pass the data contract)")
+    client = _client(cfg)
+    version = _version(client, cfg.registry.model_name, args.version)
+    return evaluate_version(client, cfg, version).line(cfg.registry.alpha)
 
 
 def compare(cfg: DictConfig, args: argparse.Namespace) -> str:
@@ -92,18 +120,30 @@ def compare(cfg: DictConfig, args: argparse.Namespace) -> str:
     names = sorted(k for k in set(ma) | set(mb) if not k.startswith("time_"))
     rows = [{"metric": k, f"v{a.version}": ma.get(k, np.nan), f"v{b.version}": mb.get(k, np.nan),
              "diff": mb.get(k, np.nan) - ma.get(k, np.nan)} for k in names]
-    split = policy.test_split_of(b)
-    pred_a = model_files.load_pipeline(reg.model_name, a.version).predict(split.X_test)
-    pred_b = model_files.load_pipeline(reg.model_name, b.version).predict(split.X_test)
+    if _on_file(args):  # a labelled file neither may have seen (one of them trained on it: said)
+        from obesity.data.contract import TARGET
+        from obesity.data.load import select_features
+        from obesity.registry.evaluation import labelled_file
+
+        dataset = labelled_file(cfg, b)
+        labelled_file(cfg, a)
+        X, y = select_features(dataset.frame), dataset.frame[TARGET]
+        where = f"{dataset.path.name} (md5 {dataset.md5[:8]}, {len(y)} rows)"
+    else:
+        split = policy.test_split_of(b)
+        X, y = split.X_test, split.y_test
+        where = f"version {b.version}'s test split ({len(y)} rows)"
+    pred_a = model_files.load_pipeline(reg.model_name, a.version).predict(X)
+    pred_b = model_files.load_pipeline(reg.model_name, b.version).predict(X)
     agreement = float(np.mean(np.asarray(pred_a) == np.asarray(pred_b)))
-    found = compare_predictions(split.y_test, pred_b, pred_a, reg.promotion_metric, alpha=reg.alpha,
+    found = compare_predictions(y, pred_b, pred_a, reg.promotion_metric, alpha=reg.alpha,
                                 samples=reg.bootstrap_samples, seed=reg.bootstrap_seed)
     verdict = judge(found, reg.guard, reg.promotion_margin, reg.tolerance, f"version {a.version}",
                     str(a.version))
-    baseline = baseline_scores(split.X_test, split.y_test, "test")[reg.promotion_metric]
+    baseline = baseline_scores(X, y, "test")[reg.promotion_metric]
     same = a.tags.get("data_md5") == b.tags.get("data_md5")
     return (pd.DataFrame(rows).to_string(index=False, float_format=lambda x: f"{x:.4f}")
-            + f"\n\non version {b.version}'s test split ({len(split.y_test)} rows):"
+            + f"\n\non {where}:"
             f"\n  label agreement {agreement:.4f}"
             f"\n  version {b.version} - version {a.version}: {found.figures()}"
             f"\n  the guard ({reg.guard}) would say: {'promote' if verdict.promote else 'keep'}"
@@ -121,7 +161,8 @@ def card(cfg: DictConfig, args: argparse.Namespace) -> str:
     from obesity.registry import card as model_card
 
     client = _client(cfg)
-    return model_card.read(client, _version(client, cfg.registry.model_name, args.version))
+    version = _version(client, cfg.registry.model_name, args.version)
+    return model_card.read(client, version) + model_card.since_registration(version.tags)
 
 
 def best(cfg: DictConfig, args: argparse.Namespace) -> str:
@@ -210,5 +251,5 @@ def when(ms: int | None) -> str:
 COMMANDS: dict[str, Callable[[DictConfig, argparse.Namespace], str]] = {
     "list": list_models, "versions": versions, "compare": compare, "best": best,
     "promote": promote_version, "alias": move_alias, "rollback": roll_back, "history": history,
-    "register": register_run, "card": card, "keygen": keygen,
+    "register": register_run, "card": card, "keygen": keygen, "evaluate": evaluate,
 }

@@ -143,33 +143,82 @@ def decide(client: MlflowClient, reg: DictConfig, candidate: ModelVersion, force
     except ModelRefused as exc:
         return Decision(False, f"refused: {exc}")
     split = split if split is not None else test_split_of(candidate)
-    small = too_little(split.y_test, reg.min_test_rows, reg.min_test_rows_per_class)
+    champion = alias_version(client, reg.model_name, reg.champion_alias)
+    if champion is not None and champion.version == candidate.version:
+        return Decision(False, f"version {candidate.version} is already {reg.champion_alias}")
+    rows = decision_rows(split, champion)
+    small = too_little(rows.y, reg.min_test_rows, reg.min_test_rows_per_class, rows.what)
     if small:  # even forced, and even with no champion yet: chance is not evidence
         return Decision(False, f"not enough evidence to decide: {small}")
-    champion = alias_version(client, reg.model_name, reg.champion_alias)
     if champion is None:
         return Decision(True, f"no {reg.champion_alias} yet")
-    if champion.version == candidate.version:
-        return Decision(False, f"version {candidate.version} is already {reg.champion_alias}")
-    found = evidence_against(reg, champion, candidate, candidate_model, split)
+    found = evidence_against(reg, champion, candidate, candidate_model, rows)
     if force:
         return Decision(True, f"forced over version {champion.version}: candidate "
-                              f"{found.figures()}", found, str(champion.version))
+                              f"{found.figures()} on {rows.what} ({len(rows.y)} rows)", found,
+                        str(champion.version))
     verdict = judge(found, reg.guard, reg.promotion_margin, reg.tolerance, reg.champion_alias,
                     str(champion.version))
-    return Decision(verdict.promote, verdict.why, found, str(champion.version))
+    return Decision(verdict.promote, f"{verdict.why}; on {rows.what} ({len(rows.y)} rows)",
+                    found, str(champion.version))
+
+
+@dataclass(frozen=True)
+class Rows:
+    """The labelled rows a decision is made on, and what they are, in words."""
+
+    X: Any
+    y: Any
+    what: str
+
+
+def decision_rows(split: Split, champion: ModelVersion | None) -> Rows:
+    """The candidate's FRESH labelled rows (held out of its extra files) that the champion did
+    not train on either, when it has any; else its test split. Fresh rows are new people; the
+    test split is a random split of a file of mostly generated rows, kind to every model."""
+    if split.X_fresh is None or not len(split.X_fresh):
+        return Rows(split.X_test, split.y_test, "the test split")
+    X, y = split.X_fresh, split.y_fresh
+    assert y is not None  # set together with X_fresh
+    seen_note = ""
+    if champion is not None:
+        try:
+            theirs = test_split_of(champion)
+        except Exception as exc:  # its data cannot be read: say so rather than guess
+            seen_note = (f"; whether version {champion.version} trained on some of them is "
+                         f"unknown ({type(exc).__name__}: {exc})")
+        else:
+            seen = _row_keys(theirs.X_train, theirs.y_train)
+            unseen = ~_row_keys(X, y).isin(seen).to_numpy()
+            if not unseen.all():
+                seen_note = (f"; {int((~unseen).sum())} row(s) version {champion.version} "
+                             "trained on left out")
+            X, y = X[unseen], y[unseen]
+    return Rows(X, y, f"the fresh labelled rows {split.fresh_from}{seen_note}")
+
+
+def _row_keys(X: Any, y: Any) -> Any:
+    """One hash per row of the raw features and the label (which rows two data sets share)."""
+    import pandas as pd
+
+    from obesity.data.contract import FEATURE_NAMES
+
+    return pd.util.hash_pandas_object(X[list(FEATURE_NAMES)].assign(label=y.to_numpy()),
+                                      index=False)
 
 
 def evidence_against(reg: DictConfig, reference: ModelVersion, candidate: ModelVersion,
-                     candidate_model: Any = None, split: Split | None = None) -> Evidence:
-    """Candidate vs `reference` on the candidate's test split (the same rows for both), paired."""
-    split = split if split is not None else test_split_of(candidate)
+                     candidate_model: Any = None, rows: Rows | None = None) -> Evidence:
+    """Candidate vs `reference` on the same rows (by default the candidate's decision rows),
+    paired."""
+    if rows is None:
+        rows = decision_rows(test_split_of(candidate), reference)
     if candidate_model is None:
         candidate_model = model_files.load_pipeline(reg.model_name, candidate.version)
     reference_model = model_files.load_pipeline(reference.name, reference.version)
-    return compare(split.y_test, candidate_model.predict(split.X_test),
-                   reference_model.predict(split.X_test), reg.promotion_metric, alpha=reg.alpha,
-                   samples=reg.bootstrap_samples, seed=reg.bootstrap_seed)
+    return compare(rows.y, candidate_model.predict(rows.X), reference_model.predict(rows.X),
+                   reg.promotion_metric, alpha=reg.alpha, samples=reg.bootstrap_samples,
+                   seed=reg.bootstrap_seed)
 
 
 def run_of(version: ModelVersion) -> str:
@@ -194,6 +243,13 @@ def test_split_of(version: ModelVersion, trained: DictConfig | None = None) -> S
                         f"{version.version} was trained on (md5 {dataset.md5}, the version's "
                         f"data_md5 {trained_on}): restore that file (e.g. `dvc checkout`) to "
                         "score or verify this version")
+    extra_on = version.tags.get("data_extra_md5", "")
+    if ",".join(split.extra_md5) != extra_on:
+        raise DataError(f"the extra labelled files {list(cfg.data.get('extra') or [])} are not "
+                        f"the ones {version.name} version {version.version} was trained on "
+                        f"(md5 {','.join(split.extra_md5) or 'none'}, the version's "
+                        f"data_extra_md5 {extra_on or 'none'}): restore them (e.g. `dvc "
+                        "checkout`) to score or verify this version")
     return split
 
 

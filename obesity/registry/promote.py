@@ -68,7 +68,8 @@ def champion_copy(client: MlflowClient, reg: DictConfig, trained: DictConfig,
     from obesity.registry.aliases import alias_version
 
     champion = alias_version(client, reg.model_name, reg.champion_alias)
-    if champion is None or champion.tags.get("data_md5") != run.data.tags.get("data_md5"):
+    if champion is None or any(champion.tags.get(k) != run.data.tags.get(k)
+                               for k in ("data_md5", "data_extra_md5")):
         return None
     try:
         theirs = tracking.run_config(policy.run_of(champion))
@@ -94,6 +95,7 @@ def register_and_promote(cfg: DictConfig, result, sweep_run_id: str | None = Non
         "validation_status": status,
         "run_id": result.run_id,
         "data_md5": run.data.tags["data_md5"],
+        **{k: v for k, v in run.data.tags.items() if k == "data_extra_md5"},
         "split": split_id(cfg),
         "git_commit": run.data.tags.get("git_commit", "unknown"),
         "model": cfg.model.name,

@@ -106,6 +106,7 @@ def run(cfg: DictConfig, overrides: list[str] | None = None, parent_run_id: str 
     tick = time.perf_counter()
     experiment_id = tracking.setup(cfg.registry)
     tags = {"model": cfg.model.name, "data": cfg.data.name, "data_md5": dataset.md5,
+            **({"data_extra_md5": ",".join(split.extra_md5)} if split.extra_md5 else {}),
             "owner": owner.me(), **tracking.git_state(str(cfg.paths.root)), **(tags or {})}
     if cfg.trial is not None:
         tags["trial"] = str(cfg.trial)
@@ -119,6 +120,8 @@ def run(cfg: DictConfig, overrides: list[str] | None = None, parent_run_id: str 
             "data.rows_duplicates": dataset.duplicates_dropped,
             "data.rows_train": len(split.X_train),
             "data.rows_test": len(split.X_test),
+            **({"data.extra_md5": ",".join(split.extra_md5),
+                "data.rows_fresh": len(split.X_fresh)} if split.X_fresh is not None else {}),
             "overrides": shlex.join(overrides or []) or "(none)",
         }
         mlflow.log_params(params)
@@ -150,6 +153,10 @@ def run(cfg: DictConfig, overrides: list[str] | None = None, parent_run_id: str 
             test = evaluate.score(model, split.X_test, split.y_test, prefix="test")
             metrics |= test.metrics
             confusions["test"] = (test.confusion, "held-out test split")
+            if split.X_fresh is not None and len(split.X_fresh):  # the extra files' held-out rows
+                fresh = evaluate.score(model, split.X_fresh, split.y_fresh, prefix="fresh")
+                metrics |= fresh.metrics
+                confusions["fresh"] = (fresh.confusion, "fresh labelled rows")
         if cfg.log_figures:
             import matplotlib.pyplot as plt
 
