@@ -55,6 +55,10 @@ def test_a_documented_command_composes_and_exists(page, argv):
             args = args[2:]
         assert args and args[0] in REGISTRY_COMMANDS, argv
         return
+    if module == "obesity.feedback":  # FILE or export, its options, then monitor.yaml overrides
+        assert args and (args[0] == "export" or args[0].endswith(".csv")), argv
+        check(compose([a for a in args if "=" in a and not a.startswith("-")], "monitor"))
+        return
     if module in ("obesity.train", "obesity.serve", "obesity.monitor"):
         # the first value of a multirun list (train); --cfg/--help take no override
         overrides = [a.split(",")[0] if module == "obesity.train" and "=" in a and "(" not in a

@@ -88,3 +88,32 @@ def test_the_interval_and_the_point_estimate_match_sklearn_on_the_same_rows():
     assert evidence.only_candidate_right == int(((a == truth) & (b != truth)).sum())
     again = compare(names[truth], names[a], names[b], "test_f1_macro", samples=2000, seed=1)
     assert again == evidence  # seeded: the same decision every time
+
+
+def test_one_models_scores_and_intervals_from_the_confusion_matrix():
+    """`scored` (what the monitor and `registry evaluate` report): the point values are
+    sklearn's, and drawing the confusion matrix from a multinomial gives the row bootstrap's
+    interval (for accuracy, close to the normal approximation), in time that does not grow
+    with the rows."""
+    from sklearn.metrics import accuracy_score, recall_score
+
+    from obesity.model.evaluate import ordinal
+    from obesity.registry.evidence import scored
+
+    rng = np.random.default_rng(3)
+    names = np.array(CLASSES)
+    truth = rng.integers(0, len(CLASSES), 4000)
+    predicted = names[wrong_on(truth, rng.random(4000) < 0.3, rng)]
+    truth = names[truth]
+    found = scored(truth, predicted, ["accuracy", "f1_macro", "class_distance",
+                                      "recall_Normal_Weight"], samples=4000)
+    assert found["accuracy"][0] == pytest.approx(accuracy_score(truth, predicted))
+    assert found["f1_macro"][0] == pytest.approx(f1_score(truth, predicted, average="macro"))
+    assert found["class_distance"][0] == pytest.approx(
+        ordinal(truth, predicted, "x")["x_class_distance"])
+    assert found["recall_Normal_Weight"][0] == pytest.approx(
+        recall_score(truth, predicted, labels=["Normal_Weight"], average="macro"))
+    p = found["accuracy"][0]
+    half = 1.96 * np.sqrt(p * (1 - p) / 4000)
+    low, high = found["accuracy"][1:]
+    assert low < p < high and (high - low) / 2 == pytest.approx(half, rel=0.1)

@@ -36,8 +36,9 @@ pytestmark = pytest.mark.slow  # a real PostgreSQL and mlflow server: ~40 s
 
 @pytest.fixture(scope="module")
 def postgres():
-    """A throwaway PostgreSQL server on 127.0.0.1 with databases `optuna` and `mlflow`."""
-    with local_servers.postgres() as url:
+    """A throwaway PostgreSQL server on 127.0.0.1 with databases `optuna`, `mlflow` and
+    `predictions` (the services' log and its labels)."""
+    with local_servers.postgres(("optuna", "mlflow", "predictions")) as url:
         yield url
 
 
@@ -179,3 +180,46 @@ def test_a_silent_workers_trial_on_postgresql_is_failed_and_retried(postgres):
     assert states[alive.number] == TrialState.RUNNING and states[dead.number] == TrialState.FAIL
     [retry] = [t for t in study.get_trials() if t.state == TrialState.WAITING]
     assert retry.system_attrs["failed_trial"] == dead.number
+
+
+def test_labels_on_postgresql_judge_the_served_version_and_export(postgres, tmp_path, monkeypatch):
+    """The prediction log and its labels on PostgreSQL (as several replicas share them): labels
+    over HTTP, the partial unique index refusing a second label, the monitor's `degraded`, the
+    export training reads."""
+    import json
+
+    import numpy as np
+    from litestar.testing import TestClient
+
+    from obesity.config.compose import compose
+    from obesity.data.load import load_dataset
+    from obesity.feedback.export import export
+    from obesity.monitoring import job
+    from obesity.serving.app import create_app
+    from tests.conftest import compose_serve, other_population, register
+
+    token = "a-token-for-the-postgres-test-0123"
+    monkeypatch.setenv("OBESITY_API_TOKENS", token)
+    log_url = f"{postgres}/predictions"
+    register(tmp_path, ["model=lr"])  # MLflow embedded; the log on the server
+    people = other_population(300, seed=21)
+    rows = json.loads(people.drop(columns="NObeyesdad").to_json(orient="records"))
+    auth = {"Authorization": f"Bearer {token}"}
+    with TestClient(app=create_app(compose_serve(tmp_path, f"registry.prediction_log={log_url}"))) as client:
+        answer = client.post("/predict/batch", json={"rows": rows})
+        rid, served = answer.headers["x-request-id"], [p["prediction"] for p in answer.json()["predictions"]]
+        csv = "request_id,label,row\n" + "".join(
+            f"{rid},{y},{i}\n" for i, y in enumerate(people["NObeyesdad"]))
+        answer = client.post("/feedback/csv", content=csv, headers={**auth, "content-type": "text/csv"})
+        assert answer.status_code == 201, answer.text
+        again = client.post("/feedback", json={"request_id": rid, "row": 5, "label": "Normal_Weight"},
+                            headers=auth)
+        assert again.status_code == 409 and "have a label already" in again.json()["detail"]
+    check = job.run(compose([f"paths.outputs={tmp_path}", f"registry.prediction_log={log_url}"],
+                            config_name="monitor"), tmp_path / "check")
+    judged = check.summary["performance"]["versions"][0]
+    assert check.performance == "degraded" and check.exit_code == 5 and judged["rows"] == 300
+    direct = float(np.mean(np.array(served) == people["NObeyesdad"].to_numpy()))
+    assert judged["scores"]["accuracy"]["value"] == pytest.approx(direct)
+    done = export(log_url, "obesity_full", tmp_path / "labels.csv", dvc=False)
+    assert done.rows == 300 and load_dataset(done.path).rows_raw == 300

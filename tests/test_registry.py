@@ -14,7 +14,7 @@ import threading
 import pytest
 
 from obesity.registry import cli as registry_module
-from tests.conftest import RAW_CSV, ROOT, compose_train, mlflow_client, register
+from tests.conftest import RAW_CSV, ROOT, compose_train, mlflow_client, register, wait_until
 
 
 def registry_cli(outputs, *args: str) -> subprocess.CompletedProcess:
@@ -245,27 +245,43 @@ def test_a_promotion_killed_before_its_aliases_moved_is_finished_by_the_rerun(tm
 @pytest.mark.parametrize("second", [{"command": "alias", "name": "canary", "version": "1"},
                                     {"command": "rollback"}])
 def test_alias_moves_on_one_model_are_serialised(registry, monkeypatch, second):
-    """Two moves that both reach the alias log at once: a barrier lets them meet if nothing
-    serialises them (then both write the same log index); with the lock the first waits out
-    the barrier alone and the log stays complete and contiguous."""
+    """Two moves that both want the alias log at once. The first, having read the log, waits
+    until the second either reads it too (nothing serialises them: both would write the same
+    log index) or is seen blocked on the registry lock; then it goes on, and the log stays
+    complete and contiguous. The wait ends on either event, never on a fixed time."""
+    import fcntl
+    from types import SimpleNamespace
+
     from obesity.errors import RegistryError
     from obesity.registry import aliases
     from obesity.registry.commands import COMMANDS
+    from obesity.stores import locks
 
     outputs, _ = registry
     cfg = compose_train([], outputs)  # composed once: Hydra's compose is not thread-safe
     client = mlflow_client(outputs)
     before = aliases.alias_log(client, "obesity_full")
-    # long enough for the second move to reach it on a busy machine, were nothing serialising
-    barrier = threading.Barrier(2, timeout=10)
     read_log = aliases.alias_log
+    contended = threading.Event()  # a move found the registry lock taken and waits for it
+    readers: list[str] = []
+
+    def flock(handle, operation):
+        if operation == fcntl.LOCK_EX and "registry" in handle.name:
+            try:
+                return fcntl.flock(handle, operation | fcntl.LOCK_NB)
+            except BlockingIOError:
+                contended.set()
+        return fcntl.flock(handle, operation)
+
+    monkeypatch.setattr(locks, "fcntl", SimpleNamespace(
+        flock=flock, LOCK_EX=fcntl.LOCK_EX, LOCK_UN=fcntl.LOCK_UN))
 
     def log_read_at_the_same_moment(client_, name):
         entries = read_log(client_, name)
-        with contextlib.suppress(threading.BrokenBarrierError):
-            barrier.wait()
+        readers.append(threading.current_thread().name)
+        if len(readers) == 1:
+            assert wait_until(lambda: contended.is_set() or len(readers) > 1, timeout=120)
         return entries
-
     monkeypatch.setattr(aliases, "alias_log", log_read_at_the_same_moment)
     codes = {}
 
@@ -289,7 +305,7 @@ def test_alias_moves_on_one_model_are_serialised(registry, monkeypatch, second):
     tags = client.get_registered_model("obesity_full").tags
     assert sorted(k for k in tags if k.startswith("alias_log.")) == \
         [f"alias_log.{i:06d}" for i in range(len(after))]
-    assert barrier.broken  # the two moves never were inside together
+    assert contended.is_set()  # the second waited for the lock while the first was inside
     if second["command"] == "rollback" and codes["second"] == 0:  # leave champion where it was
         aliases.set_alias(client, compose_train([], outputs).registry, "champion",
                             after[-1]["from"], "test: undo the rollback")
