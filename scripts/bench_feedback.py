@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -63,7 +64,7 @@ def main() -> None:
     from obesity.serving.schema import Person, RowPrediction
     from obesity.training import job as training
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-feedback-"))
+    tmp = Path(tempfile.mkdtemp(prefix="bench-feedback-"))  # removed at the end
     raw = compose([]).data.path
     frame = pd.read_csv(raw)
     people = frame.sample(args.rows, replace=True, random_state=0).reset_index(drop=True)
@@ -108,7 +109,7 @@ def main() -> None:
           f"window): {monitor_s:.2f} s, verdict {check.status}/{check.performance}, accuracy "
           f"{mine['scores']['accuracy']['value']:.4f} (served: 0.6000); goal <= 15 s: "
           f"{'met' if monitor_s <= 15 else 'MISSED'}")
-    print(f"(tmp store: {tmp})")
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

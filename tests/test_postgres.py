@@ -215,7 +215,8 @@ def test_labels_on_postgresql_judge_the_served_version_and_export(postgres, tmp_
         again = client.post("/feedback", json={"request_id": rid, "row": 5, "label": "Normal_Weight"},
                             headers=auth)
         assert again.status_code == 409 and "have a label already" in again.json()["detail"]
-    check = job.run(compose([f"paths.outputs={tmp_path}", f"registry.prediction_log={log_url}"],
+    check = job.run(compose([f"paths.outputs={tmp_path}", f"registry.prediction_log={log_url}",
+                             "monitor.min_rows=1000", "monitor.window=1000"],  # labels only
                             config_name="monitor"), tmp_path / "check")
     judged = check.summary["performance"]["versions"][0]
     assert check.performance == "degraded" and check.exit_code == 5 and judged["rows"] == 300

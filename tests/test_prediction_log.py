@@ -15,7 +15,7 @@ import pytest
 from litestar.testing import TestClient
 
 from obesity.config.compose import compose
-from obesity.data.contract import FEATURE_NAMES
+from obesity.data.contract import CLASSES, FEATURE_NAMES
 from obesity.data.split import split_of
 from obesity.serving.app import create_app
 from obesity.stores import local_servers
@@ -98,6 +98,45 @@ def test_a_full_buffer_drops_and_counts_and_never_blocks(registry, rows, tmp_pat
         text = client.get("/metrics").text
         assert _metric(text, "obesity_prediction_log_dropped_rows_total") == before + 3
     assert len(logged(url)) == 5
+
+
+def test_a_flush_returns_once_what_the_writer_was_writing_is_written(rows, tmp_path):
+    """POST /feedback flushes the log and then looks the request up: a flush that found the
+    buffer empty while the writer thread was still writing its rows would let the lookup miss
+    them. A flush waits for a write in progress."""
+    from types import SimpleNamespace
+
+    import msgspec
+
+    from obesity.serving.prediction_log import PredictionLog
+    from obesity.serving.schema import Person, RowPrediction
+
+    url = f"sqlite:///{tmp_path}/log.db"
+    log = PredictionLog(url, 3600, 100, True, None)
+    model = SimpleNamespace(name="m", version="1", predictor=SimpleNamespace(backend="onnx"))
+    log.record("r1", model, [msgspec.convert(rows[0], Person)],
+               [RowPrediction("Normal_Weight", dict.fromkeys(CLASSES, 1 / 7))], 0.1)
+    writing, release = threading.Event(), threading.Event()
+    write = log._write
+
+    def slow_write(batch):
+        writing.set()
+        release.wait(60)
+        write(batch)
+
+    log._write = slow_write  # type: ignore[method-assign]
+    writer = threading.Thread(target=log.flush)  # as the writer thread would
+    writer.start()
+    assert writing.wait(60)
+    found = []
+    caller = threading.Thread(target=lambda: (log.flush(), found.append(len(logged(url)))))
+    caller.start()
+    wait_until(lambda: bool(found), timeout=2)  # a flush that did not wait returns at once
+    release.set()
+    for thread in (writer, caller):
+        thread.join(60)
+    assert found == [1]  # it returned after the row was written, not before
+    log.stop()
 
 
 def test_a_log_database_that_cannot_be_written_fails_no_request(registry, rows, tmp_path, capfd):

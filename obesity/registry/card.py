@@ -171,7 +171,7 @@ def since_registration(tags: dict[str, str]) -> str:
     other labelled files and on the labels of its own traffic, from its tags."""
     lines = []
     if "evaluated" in tags:
-        lines.append(f"- evaluated on {tags['evaluated']} (MLflow run "
+        lines.append(f"- {tags['evaluated']} (MLflow run "
                      f"`{tags.get('evaluated_run_id', '?')}`, {tags.get('evaluated_at', '?')})")
     if "performance_status" in tags:
         lines.append(f"- its served answers, labelled later: `{tags['performance_status']}`, "

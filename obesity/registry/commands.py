@@ -80,7 +80,8 @@ def versions(cfg: DictConfig, args: argparse.Namespace) -> str:
                      "drift_share": v.tags.get("drift_share", "-"),
                      # the labels that came back (monitor) and other labelled files (evaluate)
                      "realized": _realized(v.tags),
-                     "evaluated": v.tags.get("evaluated", "-"),
+                     "evaluated": (f"{v.tags['evaluated_accuracy']} on {v.tags['evaluated_on']}"
+                                   if "evaluated_accuracy" in v.tags else "-"),
                      "data_md5": v.tags.get("data_md5", "-")[:8],
                      "created": when(v.creation_timestamp)})
     return _table(rows)
@@ -90,8 +91,8 @@ def _realized(tags: dict[str, str]) -> str:
     if "performance_status" not in tags:
         return "-"
     accuracy = tags.get("realized_accuracy", "")
-    return (f"{tags['performance_status']}: accuracy {accuracy} ({tags.get('realized_rows', '?')} "
-            "labels)" if accuracy else tags["performance_status"])
+    return (f"{tags['performance_status']}: {accuracy} on {tags.get('realized_rows', '?')} "
+            "labels" if accuracy else tags["performance_status"])
 
 
 def _on_file(args: argparse.Namespace) -> bool:

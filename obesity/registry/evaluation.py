@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from obesity.data.contract import TARGET
 from obesity.errors import DataError
 
-SUMMARY_TAG = "evaluated"  # "accuracy 0.71 [0.69, 0.73], f1_macro ... on cohort.csv (md5 …, N rows)"
+SUMMARY_TAG = "evaluated"  # "evaluated on cohort.csv (md5 …, N rows): accuracy 0.71 [0.69, 0.73], …"
 
 
 @dataclass(frozen=True)
@@ -100,10 +100,13 @@ def evaluate(client: MlflowClient, cfg: DictConfig, version: ModelVersion) -> Ev
         mlflow.log_metrics(metrics)
     evaluation = Evaluation(str(version.version), path, dataset.md5, dataset.rows, scores, qwk,
                             run.info.run_id)
-    summary = (", ".join(f"{kind} {v:.4f} [{lo:.4f}, {hi:.4f}]"
-                         for kind, (v, lo, hi) in scores.items() if kind in ("accuracy", "f1_macro"))
-               + f" on {path.name} (md5 {dataset.md5[:8]}, {dataset.rows} rows)")
+    summary = (f"evaluated on {path.name} (md5 {dataset.md5[:8]}, {dataset.rows} rows): "
+               + ", ".join(f"{kind} {v:.4f} [{lo:.4f}, {hi:.4f}]" for kind, (v, lo, hi)
+                           in scores.items() if kind in ("accuracy", "f1_macro")))
+    accuracy = scores["accuracy"]
     for key, value in {SUMMARY_TAG: summary, "evaluated_run_id": run.info.run_id,
+                       "evaluated_on": path.name,
+                       "evaluated_accuracy": "{:.4f} [{:.4f}, {:.4f}]".format(*accuracy),
                        "evaluated_at": datetime.now(UTC).isoformat(timespec="seconds")}.items():
         client.set_model_version_tag(version.name, str(version.version), key, value)
     return evaluation

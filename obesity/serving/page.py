@@ -110,7 +110,7 @@ def _truth(tags: dict[str, str]) -> str:
     """What labelled data other than the test split said of the version (its tags)."""
     said = []
     if "evaluated" in tags:
-        said.append(f'<li id="evaluated">evaluated on {_e(tags["evaluated"])}</li>')
+        said.append(f'<li id="evaluated">{_e(tags["evaluated"])}</li>')
     if "realized_accuracy" in tags:
         said.append(f'<li id="realized">its own answers, labelled later: '
                     f'{_e(tags.get("performance_status", "?"))}, accuracy '

@@ -44,7 +44,10 @@ class PredictionLog:
         self.written = 0
         self._buffer: deque[tuple[Any, ...]] = deque()  # one entry per request
         self._rows = 0  # rows in the buffer
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the buffer
+        # one flush at a time: a caller's flush returns once every row recorded before it is
+        # written, also when the writer thread was writing them (POST /feedback relies on it)
+        self._flushing = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._engine: Any = None
@@ -92,6 +95,10 @@ class PredictionLog:
     def flush(self) -> int:
         """Write the buffer in one transaction; on failure the requests go back to its front
         (as many as it has room for)."""
+        with self._flushing:
+            return self._flush()
+
+    def _flush(self) -> int:
         with self._lock:
             batch, self._buffer, count, self._rows = self._buffer, deque(), self._rows, 0
         if not batch:
