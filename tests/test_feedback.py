@@ -15,6 +15,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from litestar.testing import TestClient
 
 from obesity.config.compose import compose
@@ -171,11 +172,17 @@ def test_labels_from_a_file_and_the_labelled_rows_as_data(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith(f"stored 40 label(s) from {tmp_path / 'labels.csv'} (0 replaced")
 
-    out = tmp_path / "feedback" / "labelled.csv"
-    exported = feedback_cli(tmp_path, "export", "--out", str(out), "--no-dvc")
+    project = tmp_path / "project"  # a DVC project: the export becomes a tracked data version
+    project.mkdir()
+    dvc = Path(sys.executable).with_name("dvc")
+    subprocess.run([str(dvc), "init", "--no-scm", "-q"], cwd=project, check=True)
+    out = project / "feedback" / "labelled.csv"
+    exported = feedback_cli(tmp_path, "export", "--out", str(out))
     assert exported.returncode == 0, exported.stderr[-2000:]
     data = load_dataset(out)  # contract-valid: what training reads
     assert data.rows_raw == 40 and f"md5 {file_md5(out)}" in exported.stdout
+    tracked = yaml.safe_load(out.with_name("labelled.csv.dvc").read_text())["outs"][0]
+    assert tracked["md5"] == file_md5(out) and f"tracked by {out}.dvc" in exported.stdout
     pd.testing.assert_frame_equal(data.frame.reset_index(drop=True)[people.columns].astype(str),
                                   load_dataset_frame(people).astype(str), check_dtype=False)
     first = out.read_bytes()
@@ -302,6 +309,7 @@ def test_serve_label_degraded_retrain_on_the_labels_guard_on_fresh_rows_served(t
             cwd=ROOT, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 5, proc.stderr[-3000:]
         assert proc.stdout.startswith("drift,degraded: ")
+        assert proc.stdout.split()[-1].endswith("performance.html")  # Evidently's classification report
         summary = json.loads(Path(proc.stdout.split()[1]).read_text())
         assert summary["drifted_columns"] == ["Age"] and summary["performance"]["status"] == "degraded"
         assert summary["performance"]["versions"][0]["rows"] == 1000  # the labels of version 1's answers
