@@ -38,10 +38,14 @@ def export(url: str, model_name: str, path: Path, dvc: bool = True) -> Exported:
         raise DataError(f"no labelled rows with inputs for {model_name} in the prediction log "
                         f"({len(frame)} labelled without inputs): nothing to export")
     table = with_inputs[list(FEATURE_NAMES)].assign(**{TARGET: with_inputs["label"]})
-    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    table.to_csv(partial, index=False, lineterminator="\n")
-    partial.replace(path)  # a reader never sees half a file
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(partial, index=False, lineterminator="\n")
+        partial.replace(path)  # a reader never sees half a file
+    except OSError as exc:
+        raise DataError(f"{path}: cannot write the labelled rows there: "
+                        f"{exc.strerror or exc}") from None
     load_dataset(path)  # what training will read: contract-valid, or DataError naming the line
     dvc_file = _dvc_add(path) if dvc else None
     return Exported(path, len(table), len(frame) - len(with_inputs), file_md5(path), dvc_file)

@@ -40,7 +40,7 @@ COMMON: dict[str, Any] = {"status_code": 201, "guards": [labels_guard], "respons
 @post("/feedback", summary="The true class of one answered prediction", **COMMON)
 async def feedback(request: Request, state: State, replace: bool = False) -> LabelsStored:
     one = _decode(await _body(request, "application/json"), LabelIn)
-    return await _store(state, [Label(one.request_id, one.label, one.row)], ["label"], replace)
+    return await _store(state, [Label(one.request_id, one.label, one.row)], ["the label"], replace)
 
 
 @post("/feedback/batch", summary="True classes of many answered predictions, all or none",
