@@ -260,10 +260,10 @@ def _tag_performance(client: Any, model_name: str, judged: dict[str, Any], at: s
 
     tags = {"performance_status": judged["status"], "performance_checked_at": at,
             "performance_run_id": run_id, "realized_rows": str(judged["rows"])}
-    for kind in ("accuracy", "f1_macro"):
+    for kind in ("accuracy", "f1_macro"):  # "-": no figure this time (never an older one)
         s = judged["scores"].get(kind)
-        if s is not None:
-            tags[f"realized_{kind}"] = f"{s['value']:.4f} [{s['low']:.4f}, {s['high']:.4f}]"
+        tags[f"realized_{kind}"] = (f"{s['value']:.4f} [{s['low']:.4f}, {s['high']:.4f}]"
+                                    if s is not None else "-")
     try:
         for key, value in tags.items():
             client.set_model_version_tag(model_name, judged["version"], key, value)

@@ -78,8 +78,8 @@ def realized(frame: Any, estimates_of: Any, m: Any, reg: Any) -> dict[str, Reali
 
 
 REPORT = "performance.html"
-# Evidently's report draws the last rows only: its preset takes ~0.3 ms a row, and a picture of
-# the last few thousand answers says what 100,000 would (the verdict above uses every row)
+# Evidently's report draws the last rows only: its preset's time grows with the rows, and a
+# picture of the last few thousand answers says what all of them would (the verdict uses every row)
 REPORT_ROWS = 5000
 
 

@@ -90,9 +90,9 @@ def versions(cfg: DictConfig, args: argparse.Namespace) -> str:
 def _realized(tags: dict[str, str]) -> str:
     if "performance_status" not in tags:
         return "-"
-    accuracy = tags.get("realized_accuracy", "")
+    accuracy = tags.get("realized_accuracy", "-")
     return (f"{tags['performance_status']}: {accuracy} on {tags.get('realized_rows', '?')} "
-            "labels" if accuracy else tags["performance_status"])
+            "labels" if accuracy != "-" else tags["performance_status"])
 
 
 def _on_file(args: argparse.Namespace) -> bool:

@@ -111,7 +111,7 @@ def _truth(tags: dict[str, str]) -> str:
     said = []
     if "evaluated" in tags:
         said.append(f'<li id="evaluated">{_e(tags["evaluated"])}</li>')
-    if "realized_accuracy" in tags:
+    if tags.get("realized_accuracy", "-") != "-":
         said.append(f'<li id="realized">its own answers, labelled later: '
                     f'{_e(tags.get("performance_status", "?"))}, accuracy '
                     f'{_e(tags["realized_accuracy"])} on {_e(tags.get("realized_rows", "?"))} '
