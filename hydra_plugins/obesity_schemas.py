@@ -1,7 +1,10 @@
 """Registers obesity's structured-config schemas when Hydra scans its plugins.
 
-`python -m obesity.*` imports obesity.config itself; DVC's Hydra composition (`dvc exp run -S`)
-does not, but it does scan this namespace first, so `train_schema` and `schema/...` resolve there too.
+`python -m obesity.*` registers them itself (obesity.config.compose); DVC's Hydra composition
+(`dvc exp run -S`) does not, but it does scan this namespace first, so `train_schema` and
+`schema/...` resolve there too. Importing this module is the documented registration entry point.
 """
 
-import obesity.config.schemas  # noqa: F401  (ConfigStore registration on import)
+from obesity.config.schemas import register
+
+register()

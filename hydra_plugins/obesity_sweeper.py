@@ -1,3 +1,8 @@
-"""Hydra discovers sweeper plugins in the `hydra_plugins` namespace; ours lives in obesity.sweeper."""
+"""Hydra discovers sweeper plugins in the `hydra_plugins` namespace; ours lives in
+obesity.sweep.sweeper. Importing this module is the documented registration entry point of
+`hydra/sweeper=study`."""
 
-from obesity.sweep.sweeper import StudySweeper  # noqa: F401
+from obesity.sweep.sweeper import StudySweeper, register
+
+__all__ = ["StudySweeper"]
+register()

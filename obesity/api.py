@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 
 from obesity.config.compose import GROUPS, compose, hydra_value, root_override, sweep_command
 from obesity.config.schemas import flatten, plain
+from obesity.environment import quiet_libraries
 
 
 def fit(cfg: DictConfig) -> Any:
@@ -28,6 +29,7 @@ def fit(cfg: DictConfig) -> Any:
     """
     import hydra.utils
 
+    quiet_libraries()  # before MLflow is imported
     from obesity.config import schemas as config
     from obesity.training import job as training
 
@@ -46,6 +48,7 @@ def load_data(cfg: DictConfig | None = None) -> pd.DataFrame:
 def load_champion(cfg: DictConfig | None = None, alias: str | None = None) -> Any:
     """The fitted Pipeline registered as `registry.model_name@alias` (default: champion),
     loaded only if it is a model the framework produced (obesity.model.files)."""
+    quiet_libraries()  # before MLflow is imported
     from mlflow.tracking import MlflowClient
 
     from obesity.errors import RegistryError

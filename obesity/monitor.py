@@ -15,7 +15,7 @@ import hydra
 from omegaconf import DictConfig
 
 from obesity.config.compose import CONFIG_DIR, hydra_cli
-from obesity.config.schemas import EXECUTION_WHITELIST  # (and registers the schemas)
+from obesity.config.schemas import EXECUTION_WHITELIST
 from obesity.errors import exit_on_error
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from obesity.config import schemas  # noqa: F401  (puts the schemas in Hydra's ConfigStore)
+from obesity.config import schemas
 from obesity.errors import ConfigError, printable
 
 # configs/: inside the package in an installed wheel (pyproject force-include), else beside the
@@ -48,6 +48,7 @@ def compose(overrides: Sequence[str] = (), config_name: str = "train") -> DictCo
     from omegaconf.errors import OmegaConfBaseException
 
     overrides = list(overrides)
+    schemas.register()
     # Inside a running Hydra app (a sweep's end composes a model card's command) Hydra's global
     # state is taken: set it aside for this compose and give it back after.
     running = GlobalHydra.instance()
@@ -71,7 +72,11 @@ def hydra_cli(main: Any) -> None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from obesity.environment import quiet_libraries
+
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing: said here
+    quiet_libraries()  # before MLflow or Evidently is imported
+    schemas.register()  # before hydra.main composes
     try:
         main()
     except (HydraException, OmegaConfBaseException) as exc:

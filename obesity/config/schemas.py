@@ -1,8 +1,10 @@
 """Structured configs: the schema every YAML file under configs/ is validated against.
 
-Registered in Hydra's ConfigStore under `schema/...`, and pulled in by each YAML file's defaults
-list, so a misspelt key or a wrong type fails at compose time, naming the key. The schemas live in
-their own group so that `model=` lists only the real model configs.
+Registered in Hydra's ConfigStore under `schema/...` by `register()` (called by the one composer,
+by the Hydra entrypoints and by hydra_plugins/obesity_schemas.py; never on import), and pulled in
+by each YAML file's defaults list, so a misspelt key or a wrong type fails at compose time,
+naming the key. The schemas live in their own group so that `model=` lists only the real model
+configs.
 """
 
 from __future__ import annotations
@@ -305,8 +307,10 @@ class MonitorJobConfig:
 
 
 def register() -> None:
-    """Put the schemas in Hydra's ConfigStore (idempotent)."""
+    """Put the schemas in Hydra's ConfigStore (once: a store that has them is left alone)."""
     cs = ConfigStore.instance()
+    if "train_schema.yaml" in cs.repo and "schema" in cs.repo:
+        return
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="serve_schema", node=ServeConfig)
     cs.store(name="monitor_schema", node=MonitorJobConfig)
@@ -320,9 +324,6 @@ def register() -> None:
 def feature_columns(data_cfg: Any) -> list[str]:
     """The raw feature columns a data config selects, in contract order."""
     return [name for name in FEATURE_NAMES if name not in set(data_cfg.exclude)]
-
-
-register()
 
 
 def flatten(node: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:

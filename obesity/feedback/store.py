@@ -72,7 +72,9 @@ class LabelStore:
     def _connect(self) -> None:
         from sqlalchemy import MetaData, create_engine, inspect
 
-        import obesity.stores.sqlite_tuning  # noqa: F401  (WAL for the embedded file)
+        from obesity.stores import sqlite_tuning
+
+        sqlite_tuning.install()  # WAL for the embedded file
         nothing = LabelsRefused(404, f"no prediction is logged in {locations.redact(self.url)} "
                                      "yet, so no label can name one")
         path = locations.sqlite_path(self.url)

@@ -4,7 +4,6 @@ predicted classes. Our code only picks the columns and reads Evidently's verdict
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -12,8 +11,8 @@ from typing import Any
 import pandas as pd
 
 from obesity.data.contract import Numeric, column
+from obesity.environment import quiet_libraries
 
-os.environ.setdefault("DO_NOT_TRACK", "1")  # Evidently's usage telemetry: never from here
 PREDICTION = "prediction"  # the predicted class, beside the inputs in both data sets
 SNAPSHOT, REPORT = "snapshot.json", "report.html"  # what a check that reaches a verdict writes
 
@@ -59,6 +58,7 @@ class Drift:
 def detect(reference: pd.DataFrame, current: pd.DataFrame, inputs: list[str], monitor: Any) -> Drift:
     """Evidently's DataDriftPreset on `inputs` and a ValueDrift of the predicted class.
     Both frames hold the `inputs` and a `prediction` column."""
+    quiet_libraries()  # before Evidently is imported
     from evidently import DataDefinition, Dataset, Report
     from evidently.metrics import ValueDrift
     from evidently.presets import DataDriftPreset

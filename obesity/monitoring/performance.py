@@ -86,6 +86,9 @@ REPORT_ROWS = 5000
 def save_report(reference: Any, current: Any, path: Any) -> None:
     """Evidently's ClassificationPreset: `current` (the labelled answers: `label`,
     `prediction`) against `reference` (the version's test split and its answers there)."""
+    from obesity.environment import quiet_libraries
+
+    quiet_libraries()  # before Evidently is imported
     from evidently import DataDefinition, Dataset, Report
     from evidently.core.datasets import MulticlassClassification
     from evidently.presets import ClassificationPreset

@@ -23,10 +23,12 @@ from __future__ import annotations
 import argparse
 
 from obesity.config.compose import compose
+from obesity.environment import quiet_libraries
 from obesity.errors import exit_on_error, printable
 
 
 def main(argv: list[str] | None = None) -> int:
+    quiet_libraries()  # before MLflow is imported
     parser = argparse.ArgumentParser(prog="python -m obesity.registry", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",

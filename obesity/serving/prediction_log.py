@@ -171,7 +171,9 @@ class PredictionLog:
     def _connect(self) -> None:
         from sqlalchemy import MetaData, create_engine
 
-        import obesity.stores.sqlite_tuning  # noqa: F401  (WAL for the embedded file)
+        from obesity.stores import sqlite_tuning
+
+        sqlite_tuning.install()  # WAL for the embedded file
 
         path = locations.sqlite_path(self.url)
         if path is not None:

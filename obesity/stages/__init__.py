@@ -28,8 +28,10 @@ def main(stage: Any) -> None:
     import sys
 
     from obesity.config.compose import compose_saved
+    from obesity.environment import quiet_libraries
     from obesity.errors import exit_on_error
 
+    quiet_libraries()  # before MLflow is imported
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     with exit_on_error():
         stage(compose_saved(PARAMS))

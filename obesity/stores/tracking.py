@@ -4,26 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-# Requirements are passed explicitly (model_requirements): no looking for a uv project.
-os.environ.setdefault("MLFLOW_UV_AUTO_DETECT", "false")
 
 import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-import obesity.stores.sqlite_tuning  # noqa: F401  (WAL for the embedded stores)
 from obesity.config.schemas import flatten, plain
+from obesity.environment import quiet_libraries
 from obesity.errors import StoreError
-from obesity.stores import locations, locks
+from obesity.stores import locations, locks, sqlite_tuning
 
 # What loading a logged pipeline needs, pinned to the installed (uv.lock) versions and passed to
 # log_model: MLflow's inference would load the model in a subprocess (~15 s a model, four
@@ -46,6 +40,8 @@ RESOLVED_CONFIG = "config/resolved.yaml"  # every run's exact config: what a ref
 
 def use_stores(registry_cfg: DictConfig) -> str:
     """Point MLflow at the configured store (touching nothing yet) and return its URI."""
+    quiet_libraries()
+    sqlite_tuning.install()  # WAL for the embedded store
     uri, registry_uri = locations.uris(registry_cfg)
     mlflow.set_tracking_uri(uri)
     if registry_uri:

@@ -45,4 +45,7 @@ def fold_reporter(cfg: DictConfig) -> Callable[[int, float], bool] | None:
 def _storage(url: str) -> Any:
     import optuna
 
+    from obesity.stores import sqlite_tuning
+
+    sqlite_tuning.install()  # a trial's own connection to the study file
     return optuna.storages.get_storage(url)

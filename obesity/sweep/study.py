@@ -24,7 +24,6 @@ from optuna.storages import RDBStorage
 from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import Trial, TrialState
 
-import obesity.stores.sqlite_tuning  # noqa: F401  (WAL for the embedded stores)
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
 from obesity.errors import StoreError
 from obesity.stores import locations
@@ -40,6 +39,9 @@ def storage(url: str, heartbeat: Any) -> RDBStorage:
     beating for `heartbeat.grace_period` s is failed and retried (as a WAITING copy)."""
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
+    from obesity.stores import sqlite_tuning
+
+    sqlite_tuning.install()  # WAL for the embedded study file
     with warnings.catch_warnings():  # the heartbeat arguments are "experimental" in Optuna
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return RDBStorage(url, heartbeat_interval=heartbeat.interval,

@@ -98,8 +98,11 @@ class StudySweeperConf(OptunaSweeperConf):
     max_retry: int = 2
 
 
-ConfigStore.instance().store(group="hydra/sweeper", name="study", node=StudySweeperConf,
-                             provider="obesity")
+def register() -> None:
+    """`hydra/sweeper=study` in Hydra's ConfigStore: called by hydra_plugins/obesity_sweeper.py
+    when Hydra scans its plugins (never on import of this module)."""
+    ConfigStore.instance().store(group="hydra/sweeper", name="study", node=StudySweeperConf,
+                                 provider="obesity")
 
 
 def _build(sampler_cfg: Any, partial: bool) -> Any:

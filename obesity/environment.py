@@ -1,0 +1,24 @@
+"""What this project asks of its libraries through the environment, in one visible place.
+
+Nothing here runs on import: each entrypoint calls `quiet_libraries()` first (before MLflow or
+Evidently is imported), and the code that opens MLflow's store or runs Evidently calls it again
+for those who use the package from Python. Values a user has set are kept (setdefault).
+"""
+
+from __future__ import annotations
+
+import os
+
+DEFAULTS = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",  # no usage reports from MLflow
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # logs, not progress bars
+    # requirements are passed explicitly (stores.tracking.model_requirements): no uv project hunt
+    "MLFLOW_UV_AUTO_DETECT": "false",
+    "DO_NOT_TRACK": "1",  # Evidently's usage telemetry
+}
+
+
+def quiet_libraries() -> None:
+    """Set DEFAULTS in this process's environment where the user has not."""
+    for key, value in DEFAULTS.items():
+        os.environ.setdefault(key, value)
