@@ -27,7 +27,7 @@ if [ ${#PACKAGES[@]} -gt 0 ]; then
 fi
 # --frozen: install exactly the lock, fail rather than re-resolve; never download an interpreter.
 # --compile-bytecode: this environment (like many CI images) sets PYTHONDONTWRITEBYTECODE=1, so
-# without it every process compiles mlflow, sklearn, pandas... from source (13 s per import).
+# without it every process compiles mlflow, sklearn, pandas... from source (seconds per import).
 UV_PYTHON_DOWNLOADS=never .tools/bin/uv sync --frozen --compile-bytecode --python "$PYTHON" --quiet
 # Only the raw data: the pipeline's outputs (dvc.lock) are made by `dvc repro`, not pulled.
 .venv/bin/dvc pull --quiet data/raw/ObesityDataSet_raw_and_data_sinthetic.csv.dvc

@@ -181,7 +181,7 @@ class TrainConfig:
     threads: Optional[int] = None
     objective: str = "cv_f1_macro_mean"  # the metric returned to a sweeper
     log_model: bool = True  # single runs log the fitted pipeline; sweep trials do not
-    log_figures: bool = True  # confusion-matrix PNGs (~0.2 s a run; sweep trials skip them)
+    log_figures: bool = True  # confusion-matrix PNGs (sweep trials skip them: time)
     evaluate_test: bool = True  # single runs also score the held-out test split (test_*)
     run_name: Optional[str] = None
     promote: bool = True  # -m runs: refit, register and (guarded) promote the best at the end
@@ -238,8 +238,8 @@ class MonitorConfig:
     # Dataset drift: the share of input columns drifted reaches this (0.05: any one of 16)
     drift_share: float = 0.05
     on_drift: str = "report"  # report | retrain (run `python -m obesity.train -m <retrain>`)
-    # When a check writes Evidently's HTML report (4.3 MB: its JavaScript is inline, twice with
-    # the MLflow copy): drift | always | never. snapshot.json (0.7 MB), from which Evidently
+    # When a check writes Evidently's HTML report (megabytes: its JavaScript is inline, twice with
+    # the MLflow copy): drift | always | never. snapshot.json (much smaller), from which Evidently
     # renders the same report, is written by every check that reaches a verdict.
     report: str = "drift"
     retrain: list[str] = field(default_factory=list)  # its overrides, e.g. [sweep=hgb]

@@ -1,4 +1,5 @@
-"""Load, validate, deduplicate and split the data set. Nothing here is fit on data."""
+"""Load, validate and deduplicate a data set (the split: obesity.data.split). Nothing here is
+fit on data."""
 
 from __future__ import annotations
 

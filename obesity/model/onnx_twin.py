@@ -1,8 +1,9 @@
 """The ONNX twin of a registered pipeline: convert with skl2onnx, verify, keep it with the version.
 
-The twin is served through ONNX Runtime (~0.1 ms a row instead of ~50 ms for a 300-tree forest)
-only when it gives the same labels and probabilities (within TOLERANCE) as the sklearn pipeline on
-the version's held-out test split; it is an artifact of the version's run (`onnx/model.onnx`) and
+The twin is served through ONNX Runtime (a row in a small fraction of a 300-tree forest's time:
+docs/benchmarks.md) only when it gives the same labels and probabilities (within TOLERANCE) as
+the sklearn pipeline on the version's held-out test split; it is an artifact of the version's run
+(`onnx/model.onnx`) and
 the version carries tags `onnx` (verified | mismatch | failed) and `onnx_max_prob_diff`.
 
 Two converters are registered here, once per process:

@@ -5,7 +5,7 @@ the OpenAPI document under /schema, GET /, a page for people (obesity.serving.pa
 /feedback (and /batch, /csv), the truth that comes back later (obesity.serving.feedback). The
 model lives in a `ModelHolder` created in the lifespan; a poller follows the registry alias and
 swaps the model atomically. Inference is sync CPU work: in a worker thread, but for one row of an
-ONNX model (~0.1 ms, less than the hop to a thread). Refusals: obesity.serving.http_errors; the
+ONNX model (quicker than the hop to a thread). Refusals: obesity.serving.http_errors; the
 OpenAPI document and its viewer: obesity.serving.api_docs.
 """
 
@@ -94,7 +94,7 @@ def _predictions(model: ServedModel, rows: list[Any], request: Request) -> list[
       responses=ERRORS, summary="Predict the obesity level of one person")
 async def predict(data: Person, state: State, request: Request) -> Prediction:  # type: ignore[valid-type]
     model = _current(state)
-    if model.predictor.backend == "onnx":  # one row in ~0.1 ms: less than handing it to a thread
+    if model.predictor.backend == "onnx":  # one row: quicker than handing it to a thread
         row = _predictions(model, [data], request)[0]
     else:  # sklearn's forest takes ms for one row: never on the event loop
         row = (await anyio.to_thread.run_sync(_predictions, model, [data], request))[0]
@@ -300,8 +300,8 @@ def create_app(cfg: DictConfig) -> Litestar:
         middleware=middleware,
         before_send=before_send,
         lifespan=[model_lifespan],
-        # what requests read, as plain values: an OmegaConf access (interpolations are parsed
-        # on every read) cost GET / 0.7 ms of CPU
+        # what requests read, as plain values: an OmegaConf access parses interpolations on
+        # every read, which made GET / measurably slower
         state=State({"cfg": cfg, "batch_limit": cfg.batch_limit, "body_limit": cfg.body_limit_bytes,
                      "no_model": no_model_detail(cfg), "tokens": tokens,
                      "tokens_env": cfg.auth.tokens_env, "protect_predictions": cfg.auth.predictions,

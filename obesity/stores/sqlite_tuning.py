@@ -2,7 +2,7 @@
 `install()` was called (by the code that opens a store).
 
 Both embedded stores (MLflow's and Optuna's) commit once per logged item; with sqlite's default
-rollback journal every commit is an fsync. WAL halves Optuna's cost per trial here (26 -> 13 ms)
+rollback journal every commit is an fsync. WAL halves Optuna's cost per trial here
 and lets sweep workers read while one writes. A killed process loses nothing committed; only a
 power cut can lose the last transactions.
 """

@@ -20,7 +20,7 @@ from obesity.errors import StoreError
 from obesity.stores import locations, locks, sqlite_tuning
 
 # What loading a logged pipeline needs, pinned to the installed (uv.lock) versions and passed to
-# log_model: MLflow's inference would load the model in a subprocess (~15 s a model, four
+# log_model: MLflow's inference would load the model in a subprocess (seconds a model, and
 # warnings) and list whatever happened to be imported (pytest, rich). The pipeline's BMI step also
 # needs this project itself (obesity.model.features), which no package index has.
 MODEL_DISTRIBUTIONS = ("mlflow", "scikit-learn", "skops", "numpy", "scipy", "pandas")

@@ -27,7 +27,7 @@ def _task_config(config: DictConfig) -> DictConfig:
 
 
 def warm_up_workers(config: DictConfig) -> None:
-    """With the joblib launcher, start its workers and their imports (~5 s) now, in the
+    """With the joblib launcher, start its workers and their imports (seconds) now, in the
     background, while this process opens the stores: the launcher's first batch then finds them
     ready (loky reuses an executor created with the same arguments)."""
     launcher = config.hydra.launcher

@@ -48,7 +48,7 @@ class TrainResult:
 def native_threads(cfg: DictConfig) -> int:
     """The native threads (OpenMP, BLAS) one run may use: `threads` when set, else the cores
     divided by the runs the launcher runs at once. HistGradientBoosting takes every core by
-    default: two such runs at once on 2 cores fought over them, each ~10x slower."""
+    default: two such runs at once on 2 cores fought over them, each many times slower."""
     if cfg.threads:
         return int(cfg.threads)
     cores, workers = os.cpu_count() or 1, 1
@@ -125,7 +125,7 @@ def run(cfg: DictConfig, overrides: list[str] | None = None, parent_run_id: str 
             "overrides": shlex.join(overrides or []) or "(none)",
         }
         mlflow.log_params(params)
-        timings["store"] = time.perf_counter() - tick  # cold: creates the sqlite store (~3 s)
+        timings["store"] = time.perf_counter() - tick  # cold: creates the sqlite store (migrations)
 
         tick = time.perf_counter()
         threads = native_threads(cfg)
