@@ -48,6 +48,16 @@ def exit_on_error(reraise: bool = False) -> Iterator[None]:
         raise SystemExit(1) from None
 
 
+def first_line(error: BaseException | str) -> str:
+    """What a one-line report says of an error: the first line of its message (of the database
+    driver's own error when SQLAlchemy wraps one), or its type's name when it has no message."""
+    cause = error if isinstance(error, str) else (getattr(error, "orig", None) or error)
+    text = str(cause).strip()
+    if text:
+        return text.splitlines()[0]
+    return "" if isinstance(cause, str) else type(cause).__name__
+
+
 def printable(text: str) -> str:
     """`text` with control characters escaped (a tag or a card may hold ESC[2J, which would
     clear a terminal): newlines and tabs stay."""

@@ -17,7 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from obesity.config import schemas
-from obesity.errors import ConfigError, printable
+from obesity.errors import ConfigError, first_line, printable
 
 # configs/: inside the package in an installed wheel (pyproject force-include), else beside the
 # package in a source checkout. Composing from here makes the working directory irrelevant.
@@ -120,7 +120,7 @@ def one_line(exc: BaseException) -> str:
         return (f"{key}: no such key" + (f" (did you mean {guess.group(1).rstrip('?')}?)" if guess else "")
                 + (f"; the keys there: {', '.join(known)}" if known else ""))
     if key:
-        return f"{key}: {str(getattr(cause, 'msg', cause)).splitlines()[0]}"
+        return f"{key}: {first_line(str(getattr(cause, 'msg', cause)))}"
     found = re.search(r"Could not find '([^']+)/([^']+)'.*?Available options in '[^']+':\n((?:\t[^\n]*\n?)+)",
                       str(exc), re.S)
     if found:

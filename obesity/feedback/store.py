@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from obesity.data.contract import CLASSES
-from obesity.errors import ObesityError, StoreError
+from obesity.errors import ObesityError, StoreError, first_line
 from obesity.stores import locations
 from obesity.stores.traffic import LABELS, PREDICTIONS, labels_table, predictions_table
 
@@ -169,9 +169,8 @@ class LabelStore:
                                      "meanwhile; nothing stored: send it again (with replace "
                                      "to replace that label)") from None
         except SQLAlchemyError as exc:
-            cause = str(getattr(exc, "orig", None) or exc).splitlines()[0]
             raise StoreError(f"prediction log {locations.redact(self.url)}: cannot store "
-                             f"labels: {cause}") from None
+                             f"labels: {first_line(exc)}") from None
         return Stored(len(labels), len(labelled))
 
 
@@ -217,8 +216,7 @@ def labelled_rows(url: str, model_name: str, rows: int | None = None,
         with engine.connect() as connection:
             frame = pd.read_sql(query, connection)
     except SQLAlchemyError as exc:
-        cause = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        raise StoreError(f"prediction log {locations.redact(url)}: {cause}") from None
+        raise StoreError(f"prediction log {locations.redact(url)}: {first_line(exc)}") from None
     finally:
         engine.dispose()
     frame.columns = [str(c) for c in frame.columns]

@@ -124,13 +124,21 @@ def ordinal(truth: Sequence[str], predicted: Sequence[str], prefix: str) -> dict
                                                       weights="quadratic"))}
 
 
-def confusion_figure(matrix: np.ndarray, title: str):
-    """A labelled confusion-matrix figure (matplotlib, headless)."""
+def headless_pyplot():
+    """matplotlib's pyplot on its file-only backend (Agg): servers and CI have no display."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def confusion_figure(matrix: np.ndarray, title: str):
+    """A labelled confusion-matrix figure (matplotlib, headless)."""
     from sklearn.metrics import ConfusionMatrixDisplay
+
+    plt = headless_pyplot()
 
     fig, ax = plt.subplots(figsize=(8, 7), dpi=100)
     ConfusionMatrixDisplay(matrix, display_labels=list(CLASSES)).plot(

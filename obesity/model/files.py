@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from obesity.errors import ModelRefused, RegistryError
+from obesity.errors import ModelRefused, RegistryError, first_line
 
 # Types skops may load besides its own defaults: reviewed once here, never "trust everything".
 SKOPS_TRUSTED_TYPES = [
@@ -50,7 +50,7 @@ def download(name: str, version: str | int, folder: Path) -> Path:
             where = MlflowClient().get_model_version_download_uri(name, str(version))
         except MlflowException:
             where = "its artifact location"
-        cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        cause = first_line(exc)
         raise RegistryError(f"{name} version {version}: its model files cannot be read from "
                             f"{where} ({cause}); {REPAIR}") from None
 
@@ -62,9 +62,8 @@ def skops_file(folder: Path, label: str) -> Path:
         flavor = mlmodel["flavors"]["sklearn"]
         serialization, filename = flavor.get("serialization_format"), flavor["pickled_model"]
     except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
-        cause = str(exc).splitlines()[0] if str(exc) else ""
         raise ModelRefused(f"{label} is not a sklearn model logged by this framework "
-                           f"(MLmodel: {type(exc).__name__} {cause})") from None
+                           f"(MLmodel: {type(exc).__name__} {first_line(str(exc))})") from None
     if serialization != "skops":
         raise ModelRefused(f"{label} is saved as {serialization!r}, not skops: loading it could "
                            "run any code it holds, so it is never loaded or promoted")
@@ -145,8 +144,8 @@ def run_file(run_id: str, relative: str, folder: Path, label: str) -> Path:
         local = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=clean,
                                                          dst_path=str(folder))).resolve()
     except (MlflowException, OSError) as exc:  # gone, or the store is down: not a verdict
-        cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise RegistryError(f"{label}: {clean} cannot be read from run {run_id} ({cause})") from None
+        raise RegistryError(f"{label}: {clean} cannot be read from run {run_id} "
+                            f"({first_line(exc)})") from None
     if folder.resolve() not in local.parents or not local.is_file():
         raise ModelRefused(f"{label}: {relative!r} is not a file inside the version's own artifacts")
     return local

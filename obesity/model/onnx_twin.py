@@ -30,6 +30,7 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from obesity.data.contract import NUMERIC_FEATURES
+from obesity.errors import first_line
 from obesity.model.features import AddBMI
 
 log = logging.getLogger(__name__)
@@ -204,7 +205,7 @@ def attach(client: Any, pipeline: Pipeline, version: Any, X_test: pd.DataFrame,
         model_bytes = convert(pipeline, list(X_test.columns), registry_cfg.onnx_opset)
         result = verify(pipeline, model_bytes, X_test, registry_cfg.onnx_tolerance)
     except Exception as exc:  # a converter gap is a slower service, not a failed promotion
-        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        why = first_line(exc)
         log.warning("no ONNX twin for %s version %s: %s", version.name, version.version, why)
         client.set_model_version_tag(version.name, version.version, "onnx", "failed")
         client.set_model_version_tag(version.name, version.version, "onnx_error", why[:500])

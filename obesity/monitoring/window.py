@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 
 from obesity.data.contract import FEATURE_NAMES
-from obesity.errors import ConfigError, StoreError
+from obesity.errors import ConfigError, StoreError, first_line
 from obesity.stores import locations
 
 
@@ -61,8 +61,7 @@ def read_window(url: str | None, model_name: str, rows: int, since_hours: float 
             without = connection.execute(
                 select(func.count()).select_from(log).where(bare)).scalar_one()
     except SQLAlchemyError as exc:  # unreachable, refused, not a prediction log
-        cause = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        raise StoreError(f"prediction log {source}: {cause}") from None
+        raise StoreError(f"prediction log {source}: {first_line(exc)}") from None
     finally:
         engine.dispose()
     return Window(frame, int(without), source)

@@ -61,14 +61,12 @@ def write(client: MlflowClient, cfg: DictConfig, version: ModelVersion, model: A
           why: str) -> str:
     """Build the card of `version` (its fitted `model`, the test `split` it was scored on, the
     guard's `why`), log it to the version's run and tag the version. Returns the artifact path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from sklearn.metrics import confusion_matrix
     from skops.card import Card
 
     from obesity.model import evaluate
+
+    plt = evaluate.headless_pyplot()
 
     reg = cfg.registry
     run = client.get_run(version.run_id or "")

@@ -15,9 +15,9 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from obesity.errors import ModelRefused, RegistryError
+from obesity.errors import ModelRefused, RegistryError, first_line
 from obesity.serving import metrics
-from obesity.serving.predictors import ServedModel, first_line, load
+from obesity.serving.predictors import ServedModel, load
 from obesity.stores import locations
 
 log = logging.getLogger(__name__)

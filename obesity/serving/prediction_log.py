@@ -22,6 +22,7 @@ from typing import Any
 from msgspec.structs import astuple
 
 from obesity.data.contract import CLASSES, FEATURE_NAMES, FEATURES
+from obesity.errors import first_line
 from obesity.serving import metrics
 from obesity.serving.schema import Person
 from obesity.stores import locations
@@ -108,7 +109,7 @@ class PredictionLog:
         except Exception as exc:  # gone, locked, full: retried at the next flush
             kept = self._put_back(batch)
             metrics.LOG_DROPPED.inc(count - kept)
-            problem = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+            problem = f"{type(exc).__name__}: {first_line(exc)}"
             if problem != self._problem:
                 self._problem = problem
                 log.error("prediction log %s: cannot write (%s); %d row(s) kept for the next try",

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 from omegaconf import DictConfig
 
-from obesity.errors import ObesityError, RegistryError
+from obesity.errors import ObesityError, RegistryError, first_line
 from obesity.model import files as model_files
 from obesity.registry import manifest
 from obesity.registry.manifest import Integrity
@@ -163,7 +163,3 @@ def _twin_made_now(version: Any, pipeline: Any, registry_cfg: Any, label: str) -
     log.info("%s: ONNX twin made at load, verified on %d test rows", label, result.rows)
     return OnnxPredictor(model_bytes)
 
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

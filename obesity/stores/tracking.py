@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from obesity.config.schemas import flatten, plain
 from obesity.environment import quiet_libraries
-from obesity.errors import StoreError
+from obesity.errors import StoreError, first_line
 from obesity.stores import locations, locks, sqlite_tuning
 
 # What loading a logged pipeline needs, pinned to the installed (uv.lock) versions and passed to
@@ -156,4 +156,4 @@ def store_errors(registry_cfg: DictConfig) -> Iterator[None]:
         yield
     except MlflowException as exc:
         where = locations.redact(str(registry_cfg.tracking_uri))
-        raise StoreError(f"MLflow store {where}: {str(exc.message).splitlines()[0]}") from None
+        raise StoreError(f"MLflow store {where}: {first_line(str(exc.message))}") from None

@@ -116,11 +116,11 @@ def _summarize_grid(client: MlflowClient, config: DictConfig, parent: str) -> Ru
 
 
 def _log_plots(client: MlflowClient, parent: str, study, n_complete: int) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as ovm
+
+    from obesity.model.evaluate import headless_pyplot
+
+    plt = headless_pyplot()
 
     plots: dict[str, Callable[[Any], Any]] = {
         "sweep/optimization_history.png": ovm.plot_optimization_history}
