@@ -80,6 +80,14 @@ def register(outputs: Path, overrides: list[str]):
     return promote.register_and_promote(cfg, training.run(cfg))
 
 
+def rf_champion(tmp_path_factory, name: str) -> Path:
+    """A module's own tmp store whose version 1 (rf, 60 trees, its twin, card and manifest) is
+    champion."""
+    outputs = tmp_path_factory.mktemp(name)
+    register(outputs, ["model=rf", "model.n_estimators=60"])
+    return outputs
+
+
 @contextlib.contextmanager
 def serving(outputs: Path, *overrides: str, until: str = "/ready") -> Iterator[str]:
     """A real `python -m obesity.serve`, as users start it, on a free loopback port with its

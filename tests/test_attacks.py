@@ -14,7 +14,7 @@ from obesity.errors import ModelRefused
 from obesity.model import files as model_files
 from obesity.registry import manifest
 from obesity.serving.app import create_app
-from tests.conftest import compose_serve, compose_train, mlflow_client, register, wait_until
+from tests.conftest import compose_serve, compose_train, mlflow_client, register, rf_champion, wait_until
 from tests.test_registry import registry_cli
 
 MODEL = "obesity_full"
@@ -26,9 +26,7 @@ ESCAPES = ["../../../../../../../../etc/passwd", "%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
     """v1: rf (60 trees) with its twin, card and manifest: the champion."""
-    outputs = tmp_path_factory.mktemp("attacked")
-    register(outputs, ["model=rf", "model.n_estimators=60"])
-    return outputs
+    return rf_champion(tmp_path_factory, "attacked")
 
 
 @contextlib.contextmanager

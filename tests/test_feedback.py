@@ -26,7 +26,16 @@ from obesity.errors import ConfigError, DataError
 from obesity.monitoring import job
 from obesity.registry import cli as registry_cli
 from obesity.serving.app import create_app
-from tests.conftest import ROOT, compose_serve, mlflow_client, other_population, register, serving, wait_until
+from tests.conftest import (
+    ROOT,
+    compose_serve,
+    mlflow_client,
+    other_population,
+    register,
+    rf_champion,
+    serving,
+    wait_until,
+)
 
 TOKEN, OTHER = "a-token-for-the-tests-0123456789", "the-rotated-token-9876543210abcd"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -37,9 +46,7 @@ LABELS_ONLY = ["monitor.min_rows=100000", "monitor.window=100000"]
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """A champion (rf, 60 trees) in a tmp store: version 1."""
-    outputs = tmp_path_factory.mktemp("labelled")
-    register(outputs, ["model=rf", "model.n_estimators=60"])
-    return outputs
+    return rf_champion(tmp_path_factory, "labelled")
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from obesity.monitoring.drift import detect
 from obesity.monitoring.shifts import SHIFTS, windows
 from obesity.monitoring.window import read_window
 from obesity.serving.app import create_app
-from tests.conftest import RAW_CSV, ROOT, compose_serve, mlflow_client, register
+from tests.conftest import RAW_CSV, ROOT, compose_serve, mlflow_client, register, rf_champion
 
 
 def compose_monitor(outputs: Path, *overrides: str):
@@ -37,9 +37,7 @@ def compose_monitor(outputs: Path, *overrides: str):
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """A champion (rf, 60 trees) in a tmp store: version 1."""
-    outputs = tmp_path_factory.mktemp("monitored")
-    register(outputs, ["model=rf", "model.n_estimators=60"])
-    return outputs
+    return rf_champion(tmp_path_factory, "monitored")
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from typing import Any
 from obesity.data.contract import CLASSES
 from obesity.errors import ObesityError, StoreError, first_line
 from obesity.stores import locations
-from obesity.stores.traffic import LABELS, PREDICTIONS, labels_table, predictions_table
+from obesity.stores.traffic import LABELS, PREDICTIONS, labels_table, predictions_table, reading
 
 MAX_NAMED = 5  # ids or rows named in one refusal; the count says how many there are
 
@@ -186,20 +186,14 @@ def labelled_rows(url: str, model_name: str, rows: int | None = None,
     when not logged), the served prediction and the current label. Empty when nothing is
     labelled yet (or nothing logged)."""
     import pandas as pd
-    from sqlalchemy import MetaData, create_engine, inspect, select
-    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy import MetaData, select
 
     from obesity.data.contract import FEATURE_NAMES
 
     columns = ["prediction_id", "at", "model_version", *FEATURE_NAMES, "prediction", "label"]
-    empty = pd.DataFrame(columns=columns)
-    path = locations.sqlite_path(url)
-    if path is not None and not path.is_file():
-        return empty
-    engine = create_engine(url)
-    try:
-        if not inspect(engine).has_table(LABELS):
-            return empty
+    with reading(url, LABELS) as engine:
+        if engine is None:
+            return pd.DataFrame(columns=columns)
         metadata = MetaData()
         p, lab = predictions_table(metadata), labels_table(metadata)
         query = (select(p.c.id.label("prediction_id"), p.c.at, p.c.model_version,
@@ -215,9 +209,5 @@ def labelled_rows(url: str, model_name: str, rows: int | None = None,
             query = query.limit(rows)
         with engine.connect() as connection:
             frame = pd.read_sql(query, connection)
-    except SQLAlchemyError as exc:
-        raise StoreError(f"prediction log {locations.redact(url)}: {first_line(exc)}") from None
-    finally:
-        engine.dispose()
     frame.columns = [str(c) for c in frame.columns]
     return frame.iloc[::-1].reset_index(drop=True)

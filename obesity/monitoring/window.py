@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 
 from obesity.data.contract import FEATURE_NAMES
-from obesity.errors import ConfigError, StoreError, first_line
+from obesity.errors import ConfigError
 from obesity.stores import locations
 
 
@@ -27,10 +27,9 @@ def read_window(url: str | None, model_name: str, rows: int, since_hours: float 
     """The last `rows` rows answered for `model_name` (of the last `since_hours` hours) whose
     `columns` were logged. A log that does not exist yet is an empty window, not an error: a
     scheduled check before the first request has nothing to judge."""
-    from sqlalchemy import MetaData, and_, create_engine, func, inspect, select
-    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy import MetaData, and_, func, select
 
-    from obesity.stores.traffic import PREDICTIONS, predictions_table
+    from obesity.stores.traffic import PREDICTIONS, predictions_table, reading
 
     if not url:
         raise ConfigError("registry.prediction_log is not set: the service records nothing, so "
@@ -38,14 +37,8 @@ def read_window(url: str | None, model_name: str, rows: int, since_hours: float 
                           "registry=server)")
     source = locations.redact(url)
     empty = Window(pd.DataFrame(columns=[*FEATURE_NAMES, "prediction"]), 0, source)
-    path = locations.sqlite_path(url)
-    if path is not None and path.exists() and not path.is_file():
-        raise StoreError(f"prediction log {source}: {path} is not a file (a folder in its place?)")
-    if path is not None and not path.exists():  # connecting would create it
-        return empty
-    engine = create_engine(url)
-    try:
-        if not inspect(engine).has_table(PREDICTIONS):
+    with reading(url, PREDICTIONS) as engine:
+        if engine is None:
             return empty
         log = predictions_table(MetaData())
         where = [log.c.model_name == model_name]
@@ -60,8 +53,4 @@ def read_window(url: str | None, model_name: str, rows: int, since_hours: float 
             bare = and_(*where, log.c[columns[0]].is_(None))
             without = connection.execute(
                 select(func.count()).select_from(log).where(bare)).scalar_one()
-    except SQLAlchemyError as exc:  # unreachable, refused, not a prediction log
-        raise StoreError(f"prediction log {source}: {first_line(exc)}") from None
-    finally:
-        engine.dispose()
     return Window(frame, int(without), source)

@@ -6,9 +6,13 @@ Defined here, below both, so that the service, the label store and the monitor r
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from obesity.data.contract import CLASSES, FEATURES, Numeric
+from obesity.errors import StoreError, first_line
+from obesity.stores import locations
 
 PREDICTIONS = "predictions"
 LABELS = "labels"
@@ -59,3 +63,27 @@ def labels_table(metadata: Any) -> Any:
     Index("ix_labels_current", labels.c.prediction_id, unique=True,
           sqlite_where=current, postgresql_where=current)
     return labels
+
+
+@contextlib.contextmanager
+def reading(url: str, table: str) -> Iterator[Any]:
+    """An engine on the log at `url` to read `table` from, or None when the log or the table
+    does not exist yet (nothing was served or labelled: connecting would create the file).
+    StoreError naming the log for a folder in the file's place or any database error."""
+    from sqlalchemy import create_engine, inspect
+    from sqlalchemy.exc import SQLAlchemyError
+
+    source = locations.redact(url)
+    path = locations.sqlite_path(url)
+    if path is not None and path.exists() and not path.is_file():
+        raise StoreError(f"prediction log {source}: {path} is not a file (a folder in its place?)")
+    if path is not None and not path.exists():
+        yield None
+        return
+    engine = create_engine(url)
+    try:
+        yield engine if inspect(engine).has_table(table) else None
+    except SQLAlchemyError as exc:  # unreachable, refused, not a prediction log
+        raise StoreError(f"prediction log {source}: {first_line(exc)}") from None
+    finally:
+        engine.dispose()
