@@ -16,12 +16,12 @@ from typing import Any
 import pandas as pd
 from omegaconf import DictConfig
 
-from obesity.config.compose import GROUPS, compose, hydra_value, root_override, sweep_command
-from obesity.config.schemas import flatten, plain
-from obesity.environment import quiet_libraries
+from obesity.config.compose import command_line, compose, sweep_command, typed
+from obesity.config.schemas import TrainConfig
+from obesity.runtime import using
 
 
-def fit(cfg: DictConfig) -> Any:
+def fit(cfg: DictConfig | TrainConfig) -> Any:
     """Train, evaluate and record `cfg` in MLflow: what `python -m obesity.train` does.
 
     Returns a `TrainResult`: `run_id`, `metrics`, `objective`, `model` (the Pipeline fitted on
@@ -29,26 +29,32 @@ def fit(cfg: DictConfig) -> Any:
     """
     import hydra.utils
 
-    quiet_libraries()  # before MLflow is imported
-    from obesity.config import schemas as config
-    from obesity.training import job as training
+    with using():  # the environment set before MLflow is imported
+        from obesity.config import schemas as config
+        from obesity.training import job as training
 
-    with hydra.utils.execution_whitelist(config.EXECUTION_WHITELIST):
-        return training.run(cfg, overrides=shlex.split(command_line(cfg))[3:])
+        with hydra.utils.execution_whitelist(config.EXECUTION_WHITELIST):
+            return training.run(typed(cfg, TrainConfig),
+                                overrides=shlex.split(command_line(cfg))[3:])
 
 
-def load_data(cfg: DictConfig | None = None) -> pd.DataFrame:
+def load_data(cfg: DictConfig | TrainConfig | None = None) -> pd.DataFrame:
     """The validated, deduplicated data of `cfg.data` (all 17 columns), as training sees it."""
     from obesity.data.load import load_dataset
 
     cfg = cfg if cfg is not None else compose()
-    return load_dataset(cfg.data.path).frame.copy()  # a copy: the loader's cache stays untouched
+    with using():
+        return load_dataset(cfg.data.path).frame.copy()  # a copy: a cache stays untouched
 
 
-def load_champion(cfg: DictConfig | None = None, alias: str | None = None) -> Any:
+def load_champion(cfg: DictConfig | TrainConfig | None = None, alias: str | None = None) -> Any:
     """The fitted Pipeline registered as `registry.model_name@alias` (default: champion),
     loaded only if it is a model the framework produced (obesity.model.files)."""
-    quiet_libraries()  # before MLflow is imported
+    with using():  # the environment set before MLflow is imported
+        return _load_champion(typed(cfg if cfg is not None else compose(), TrainConfig), alias)
+
+
+def _load_champion(train: TrainConfig, alias: str | None) -> Any:
     from mlflow.tracking import MlflowClient
 
     from obesity.errors import RegistryError
@@ -56,40 +62,12 @@ def load_champion(cfg: DictConfig | None = None, alias: str | None = None) -> An
     from obesity.registry import aliases
     from obesity.stores import locations, tracking
 
-    cfg = cfg if cfg is not None else compose()
-    reg = cfg.registry
+    reg = train.registry
     alias = alias or reg.champion_alias
     tracking.setup(reg)
     version = aliases.alias_version(MlflowClient(), reg.model_name, alias)
     if version is None:
         raise RegistryError(
             f"no {reg.model_name}@{alias} in {locations.redact(reg.tracking_uri)}: run a sweep "
-            f"({sweep_command(cfg.data.name)}) or python -m obesity.registry promote VERSION")
+            f"({sweep_command(train.data.name)}) or python -m obesity.registry promote VERSION")
     return model_files.load_pipeline(reg.model_name, version.version)
-
-
-def command_line(cfg: DictConfig) -> str:
-    """The `python -m obesity.train ...` line that reproduces `cfg` (run it from the repository
-    root, or anywhere with the same paths.root): its groups, then every key that differs."""
-    groups = [f"{g}={cfg[g].name}" for g in GROUPS if cfg[g].name != _default_choice(g)]
-    base = _flat(compose(groups))
-    mine = _flat(cfg)
-    changed = [f"{key}={hydra_value(value)}" for key, value in mine.items()
-               if key not in base or base[key] != value]
-    removed = [f"~{key}" for key in base if key not in mine]
-    auto_root = root_override([])
-    changed = [c for c in changed if not (auto_root and c == auto_root[0])]
-    return " ".join(["python", "-m", "obesity.train", *map(shlex.quote, groups + changed + removed)])
-
-
-def _default_choice(group: str) -> str:
-    if group not in _DEFAULTS:
-        _DEFAULTS.update({g: compose()[g].name for g in GROUPS})
-    return _DEFAULTS[group]
-
-
-_DEFAULTS: dict[str, str] = {}
-
-
-def _flat(cfg: DictConfig) -> dict[str, Any]:
-    return dict(flatten(plain(cfg, resolve=False)))

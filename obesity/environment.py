@@ -1,8 +1,9 @@
 """What this project asks of its libraries through the environment, in one visible place.
 
-Nothing here runs on import: each entrypoint calls `quiet_libraries()` first (before MLflow or
-Evidently is imported), and the code that opens MLflow's store or runs Evidently calls it again
-for those who use the package from Python. Values a user has set are kept (setdefault).
+Nothing here runs on import: each entrypoint's runtime (obesity/runtime.py) sets them when it
+starts, before MLflow or Evidently is imported, and gives them back when it closes; the code that
+opens MLflow's store or runs Evidently calls `quiet_libraries()` again for those who use the
+package from Python. Values a user has set are kept.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ DEFAULTS = {
 }
 
 
-def quiet_libraries() -> None:
-    """Set DEFAULTS in this process's environment where the user has not."""
-    for key, value in DEFAULTS.items():
-        os.environ.setdefault(key, value)
+def quiet_libraries() -> list[str]:
+    """Set DEFAULTS in this process's environment where the user has not; the names set now."""
+    unset = [key for key in DEFAULTS if key not in os.environ]
+    for key in unset:
+        os.environ[key] = DEFAULTS[key]
+    return unset

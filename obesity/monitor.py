@@ -23,10 +23,12 @@ from obesity.errors import exit_on_error
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
+    from obesity.config.compose import typed
+    from obesity.config.schemas import MonitorJobConfig
     from obesity.monitoring import job
 
     with exit_on_error():
-        check = job.run(cfg, Path(HydraConfig.get().runtime.output_dir))
+        check = job.run(typed(cfg, MonitorJobConfig), Path(HydraConfig.get().runtime.output_dir))
     reports = [check.out_dir / name for name in ("report.html", "performance.html")]
     verdict = check.status + (",degraded" if check.performance == "degraded" else "")
     print(" ".join([f"{verdict}:", str(check.out_dir / "summary.json"),

@@ -19,18 +19,21 @@ log = logging.getLogger(__name__)
 def main(cfg: DictConfig) -> None:
     import uvicorn
 
+    from obesity.config.compose import typed
+    from obesity.config.schemas import ServeConfig
     from obesity.serving import http_limits
     from obesity.serving.app import create_app
 
     with exit_on_error():
-        app = create_app(cfg)  # ConfigError first: bad values named before anything listens
-    log.info("serving %s@%s on http://%s:%d (OpenAPI at /schema)", cfg.model_name, cfg.alias,
-             cfg.host, cfg.port)
-    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level=cfg.log_level,
-                access_log=cfg.access_log, loop="uvloop",
-                http=http_limits.protocol(cfg.header_timeout_s),
-                timeout_keep_alive=cfg.keep_alive_timeout_s,
-                limit_concurrency=cfg.limit_concurrency)
+        serve = typed(cfg, ServeConfig)
+        app = create_app(serve)  # ConfigError first: bad values named before anything listens
+    log.info("serving %s@%s on http://%s:%d (OpenAPI at /schema)", serve.model_name, serve.alias,
+             serve.host, serve.port)
+    uvicorn.run(app, host=serve.host, port=serve.port, log_level=serve.log_level.value,
+                access_log=serve.access_log, loop="uvloop",
+                http=http_limits.protocol(serve.header_timeout_s),
+                timeout_keep_alive=serve.keep_alive_timeout_s,
+                limit_concurrency=serve.limit_concurrency)
 
 
 if __name__ == "__main__":

@@ -12,16 +12,20 @@ import time
 _T_START = time.perf_counter()
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
 from omegaconf import DictConfig
 
-from obesity.config.compose import CONFIG_DIR, hydra_cli
-from obesity.config.schemas import EXECUTION_WHITELIST
+from obesity import runtime
+from obesity.config.compose import CONFIG_DIR, hydra_cli, typed
+from obesity.config.schemas import EXECUTION_WHITELIST, TrainConfig
 from obesity.errors import exit_on_error
 from obesity.sweep import context, pruning
 from obesity.sweep.outcome import Pruned
+
+if TYPE_CHECKING:
+    from obesity.training.job import TrainResult
 
 log = logging.getLogger(__name__)
 _IMPORTS = {"entrypoint": time.perf_counter() - _T_START, "run": 0.0}
@@ -48,7 +52,7 @@ def _task_overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
-def summary(cfg: DictConfig, result: Any) -> str:
+def summary(cfg: TrainConfig, result: TrainResult) -> str:
     """What a finished run says: its scores, where the time went, where to look."""
     from obesity.stores import locations
 
@@ -71,18 +75,21 @@ def summary(cfg: DictConfig, result: Any) -> str:
 def main(cfg: DictConfig) -> float | Pruned:
     """Hydra entrypoint: one run, or one trial of a sweep."""
     tick = time.perf_counter()
+    runtime.for_this_process()  # the launcher's own process has one; a joblib worker starts one
     from obesity.training import job as training  # mlflow, sklearn, pandas: only now that a run starts
 
     _IMPORTS["run"] += time.perf_counter() - tick
     sweep = context.current()
     with exit_on_error(reraise=sweep.parent_run_id is not None):
-        result = training.run(cfg, overrides=_task_overrides(), parent_run_id=sweep.parent_run_id,
-                               tags=sweep.tags, on_fold=pruning.fold_reporter(cfg))
+        train = typed(cfg, TrainConfig)
+        result = training.run(train, overrides=_task_overrides(), parent_run_id=sweep.parent_run_id,
+                              tags=sweep.tags, on_fold=pruning.fold_reporter(train),
+                              imported_s=import_seconds())
     if result.pruned:  # the sweeper tells the study (a pruned trial is not a failed one)
-        return Pruned(f"{cfg.objective} {result.objective:.4f} after {result.folds} "
-                              f"of {cfg.cv_folds} folds")
+        return Pruned(f"{train.objective} {result.objective:.4f} after {result.folds} "
+                      f"of {train.cv_folds} folds")
     # A trial is one line of the sweep's progress; a single run ends with its summary.
-    log.log(logging.DEBUG if sweep.parent_run_id else logging.INFO, "%s", summary(cfg, result))
+    log.log(logging.DEBUG if sweep.parent_run_id else logging.INFO, "%s", summary(train, result))
     return result.objective
 
 

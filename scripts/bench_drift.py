@@ -6,7 +6,7 @@
 Reference: the default model's training split and its predictions on it (rf, trained here, as
 `python -m obesity.train` would). Windows: `--rows` rows drawn with replacement from the
 held-out test split (data that follows the reference distribution), as they are and under each
-shift of obesity/monitoring/shifts.py (values kept inside the data contract). Every window goes
+shift of obesity/testing/shifts.py (values kept inside the data contract). Every window goes
 through the same `detect` as `python -m obesity.monitor`. Goals (issue 15): drift flagged in
 <= 5% of undrifted windows; >= 95% of shifted windows flagged with the shifted column named.
 --subtle adds smaller shifts (reported, no goal): how small a shift the thresholds still see.
@@ -46,7 +46,7 @@ def main() -> None:
 
     from obesity.data.split import split_of
     from obesity.model.pipeline import build
-    from obesity.monitoring.shifts import SHIFTS, SUBTLE, windows
+    from obesity.testing.shifts import SHIFTS, SUBTLE, windows
 
     cfg = compose(overrides)  # train config: the default model and data
     monitor = compose([o for o in overrides if o.startswith("monitor.")], "monitor").monitor

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from obesity.config.compose import compose
-from obesity.stores import local_servers
+from obesity.testing import local_servers
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from obesity.stores import local_servers
+from obesity.testing import local_servers
 
 ROOT = Path(__file__).resolve().parents[1]
 

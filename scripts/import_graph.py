@@ -5,7 +5,11 @@
     python scripts/import_graph.py --json          # {module: [modules it imports]} for tools
 
 Every `import` counts, also those inside functions (they are deferred for speed, not to hide a
-dependency). Exit code 1 when there is a cycle.
+dependency). It also lists what an import graph cannot show or should not hold: a module found
+through `sys.modules` or `importlib` by name (a dependency hidden from the graph), the runtime
+importing `<package>.testing` (fixtures of the tests and benchmarks), and a private API of
+another library used outside `<package>.compat`. Exit code 1 when any of these, or a cycle, is
+found.
 """
 
 from __future__ import annotations
@@ -115,6 +119,67 @@ def folders(edges: dict[str, set[str]]) -> dict[str, set[str]]:
     return folded
 
 
+# Modules of other libraries that are theirs to change without notice: a dotted part with a
+# leading underscore, and these (implementation modules, or the "legacy" API Evidently keeps
+# the lookups it no longer exports in).
+PRIVATE_MODULES = ("evidently.legacy", "uvicorn.protocols.http.httptools_impl")
+
+
+def _private_module(name: str) -> bool:
+    return (any(part.startswith("_") for part in name.split(".") if part != "__future__")
+            or name.startswith(PRIVATE_MODULES))
+
+
+def hidden_imports(package: Path) -> list[str]:
+    """`file:line name` of each module of the package looked up by name at run time
+    (`sys.modules[...]`, `sys.modules.get(...)`, `importlib.import_module(...)`, `__import__`)."""
+    prefix = package.name + "."
+    found = []
+    for path in modules(package).values():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            target = None
+            if isinstance(node, ast.Subscript) and ast.unparse(node.value) == "sys.modules":
+                target = node.slice
+            elif isinstance(node, ast.Call) and node.args and ast.unparse(node.func) in (
+                    "sys.modules.get", "importlib.import_module", "__import__"):
+                target = node.args[0]
+            if (isinstance(target, ast.Constant) and isinstance(target.value, str)
+                    and (target.value + ".").startswith(prefix)):
+                found.append(f"{path.relative_to(package.parent)}:{node.lineno} {target.value}")
+    return found
+
+
+def testing_imports(edges: dict[str, set[str]], package: str) -> list[str]:
+    """Runtime modules that import `<package>.testing` (only the tests and scripts may)."""
+    testing = f"{package}.testing"
+    return [f"{v} -> {w}" for v, ws in sorted(edges.items()) if not v.startswith(testing)
+            for w in sorted(ws) if w == testing or w.startswith(testing + ".")]
+
+
+def private_uses(package: Path) -> list[str]:
+    """`file:line what` of each private API of another library used outside `<package>.compat`:
+    an import of a private module, or an attribute with a leading underscore read off anything
+    but `self`, `cls` or `super()` (Hydra's `_target_` keys are public)."""
+    found = []
+    for name, path in modules(package).items():
+        if name == f"{package.name}.compat" or name.startswith(f"{package.name}.compat."):
+            continue
+        where = path.relative_to(package.parent)
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                names = [node.module]
+            found += [f"{where}:{node.lineno} import {n}" for n in names
+                      if not n.startswith(package.name) and _private_module(n)]
+            if (isinstance(node, ast.Attribute) and node.attr.startswith("_")
+                    and not node.attr.endswith("_")
+                    and ast.unparse(node.value) not in ("self", "cls", "super()")):
+                found.append(f"{where}:{node.lineno} {ast.unparse(node)}")
+    return found
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("package", nargs="?", type=Path, default=ROOT / "obesity")
@@ -139,7 +204,13 @@ def main() -> int:
     print(f"module cycles: {len(found)}" + "".join(f"\n  {' <-> '.join(c)}" for c in found))
     print(f"subpackage cycles: {len(folder_cycles)}"
           + "".join(f"\n  {' <-> '.join(c)}" for c in folder_cycles))
-    return 1 if found or folder_cycles else 0
+    package = args.package.resolve()
+    problems = {"modules found by name at run time": hidden_imports(package),
+                f"runtime imports of {package.name}.testing": testing_imports(edges, package.name),
+                f"private APIs used outside {package.name}/compat": private_uses(package)}
+    for what, found_here in problems.items():
+        print(f"{what}: {len(found_here)}" + "".join(f"\n  {f}" for f in found_here))
+    return 1 if found or folder_cycles or any(problems.values()) else 0
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ if [ "$(.tools/bin/uv --version 2>/dev/null | cut -d' ' -f2)" != "$UV_VERSION" ]
   .tools/bin/python -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
 fi
 # Real servers the tests start, from Debian's packages, installed once (needs root or sudo):
-# PostgreSQL (pytest -k postgres) and Chromium, which Playwright drives headless (tests/test_page.py;
+# PostgreSQL (pytest -k postgres) and Chromium, which Playwright drives headless (tests/integration/test_page.py;
 # never `playwright install`, which would download a browser of its own).
 PACKAGES=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || PACKAGES+=(postgresql)

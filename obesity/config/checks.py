@@ -15,9 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from obesity.config.schemas import MODEL_SCHEMAS
+from obesity.config.schemas import (
+    MODEL_SCHEMAS,
+    MonitorConfig,
+    MonitorJobConfig,
+    RegistryConfig,
+    ServeConfig,
+    TrainConfig,
+)
 from obesity.data.contract import CLASSES, FEATURE_NAMES, TARGET
 from obesity.errors import ConfigError
 
@@ -25,7 +32,6 @@ log = logging.getLogger(__name__)
 MAX_SEED = 2**32 - 1  # numpy's and scikit-learn's random_state range
 # What a sweeper may optimise: cross-validation on the train split only, never the test split.
 OBJECTIVES = ("cv_f1_macro_mean", "cv_accuracy_mean")
-GUARDS = ("better", "not_worse", "point")  # registry.guard (obesity/registry/evidence.py)
 # What the guard can bootstrap from two models' predictions (test_<kind>)
 GUARDED_KINDS = ("accuracy", "f1_macro",
                  *(f"{m}_{c}" for m in ("precision", "recall", "f1") for c in CLASSES))
@@ -37,11 +43,9 @@ def guarded(metric: str) -> bool:
     return prefix == "test" and kind in GUARDED_KINDS
 
 
-def registry_problems(reg: DictConfig) -> list[str]:
+def registry_problems(reg: RegistryConfig) -> list[str]:
     """The promotion rules' values, each naming its key."""
     problems: list[str] = []
-    if reg.guard not in GUARDS:
-        problems.append(f"registry.guard={reg.guard}: one of {', '.join(GUARDS)}")
     if not guarded(reg.promotion_metric):
         problems.append(f"registry.promotion_metric={reg.promotion_metric}: the guard compares "
                         "two models' predictions on test_accuracy, test_f1_macro or a per-class "
@@ -57,16 +61,16 @@ def registry_problems(reg: DictConfig) -> list[str]:
         problems.append(f"registry.min_test_rows={reg.min_test_rows}, registry.min_test_rows_"
                         f"per_class={reg.min_test_rows_per_class}: each must be 1 or more")
     for key, kind in (("signing_key", "PRIVATE KEY"), ("verify_key", "PUBLIC KEY")):
-        if not reg[key]:
+        if not getattr(reg, key):
             continue
         try:
-            head = Path(str(reg[key])).read_bytes()[:64]
+            head = Path(str(getattr(reg, key))).read_bytes()[:64]
         except OSError as exc:
-            problems.append(f"registry.{key}={reg[key]}: cannot be read ({exc.strerror or exc}; "
+            problems.append(f"registry.{key}={getattr(reg, key)}: cannot be read ({exc.strerror or exc}; "
                             "python -m obesity.registry keygen DIR makes a key pair)")
             continue
         if f"-----BEGIN {kind}-----".encode() not in head:
-            problems.append(f"registry.{key}={reg[key]}: not a PEM {kind.lower()} (python -m "
+            problems.append(f"registry.{key}={getattr(reg, key)}: not a PEM {kind.lower()} (python -m "
                             "obesity.registry keygen DIR makes a key pair)")
     if not 0 < reg.onnx_tolerance < 1:
         problems.append(f"registry.onnx_tolerance={reg.onnx_tolerance}: must be between 0 and 1")
@@ -86,7 +90,7 @@ def _outputs(problems: list[str], outputs: str) -> None:
                         f"({exc.strerror or exc})")
 
 
-def train_problems(cfg: DictConfig) -> list[str]:
+def train_problems(cfg: TrainConfig) -> list[str]:
     """Every out-of-range or dangling value of a training config, each naming its key."""
     problems: list[str] = []
     data = cfg.data
@@ -114,10 +118,12 @@ def train_problems(cfg: DictConfig) -> list[str]:
         elif name not in FEATURE_NAMES:
             problems.append(f"data.exclude=[{name}]: no such feature; features: "
                             f"{', '.join(FEATURE_NAMES)}")
-    schema = MODEL_SCHEMAS.get(str(cfg.model.get("name")))
-    if schema is not None:  # `+model.key=...` adds a key the estimator does not take
+    schema = MODEL_SCHEMAS.get(cfg.model.name)
+    # `+model.key=...` adds a key the estimator does not take (to the composed config: its
+    # dataclass has no place for it and would drop it without a word)
+    if schema is not None and isinstance(cfg.model, DictConfig):
         known = [f.name for f in dataclasses.fields(schema)]
-        problems += [f"model.{key}: no such key of model={cfg.model.name}; its keys: "
+        problems += [f"model.{key!s}: no such key of model={cfg.model.name}; its keys: "
                      f"{', '.join(k for k in known if not k.startswith('_'))}"
                      for key in cfg.model if key not in known]
     if set(FEATURE_NAMES) <= set(data.exclude):
@@ -126,23 +132,23 @@ def train_problems(cfg: DictConfig) -> list[str]:
     return problems + registry_problems(cfg.registry)
 
 
-def serve_problems(cfg: DictConfig) -> list[str]:
+def serve_problems(cfg: ServeConfig) -> list[str]:
     problems: list[str] = []
     if not 0 <= cfg.port <= 65535:
         problems.append(f"port={cfg.port}: must be between 0 and 65535")
     for key in ("reload_interval_s", "header_timeout_s", "keep_alive_timeout_s"):
-        if not cfg[key] > 0:
-            problems.append(f"{key}={cfg[key]}: must be positive")
+        if not getattr(cfg, key) > 0:
+            problems.append(f"{key}={getattr(cfg, key)}: must be positive")
     if cfg.load_wait_s < 0:
         problems.append(f"load_wait_s={cfg.load_wait_s}: must be 0 or more")
     for key in ("limit_concurrency", "batch_limit", "body_limit_bytes", "label_batch_limit"):
-        if cfg[key] < 1:
-            problems.append(f"{key}={cfg[key]}: must be 1 or more")
+        if getattr(cfg, key) < 1:
+            problems.append(f"{key}={getattr(cfg, key)}: must be 1 or more")
     problems += recording_problems(cfg.monitor)
     return problems + registry_problems(cfg.registry)
 
 
-def recording_problems(monitor: DictConfig) -> list[str]:
+def recording_problems(monitor: MonitorConfig) -> list[str]:
     """The service's side of `monitor`: its prediction log."""
     problems: list[str] = []
     if not monitor.flush_interval_s > 0:
@@ -154,14 +160,9 @@ def recording_problems(monitor: DictConfig) -> list[str]:
     return problems
 
 
-ON_DRIFT = ("report", "retrain")  # monitor.on_drift
-REPORT = ("drift", "always", "never")  # monitor.report
-
-
-def monitor_problems(cfg: DictConfig) -> list[str]:
+def monitor_problems(cfg: MonitorJobConfig) -> list[str]:
     """The drift report's side of `monitor` (python -m obesity.monitor)."""
-    from evidently.legacy.calculations.stattests.registry import get_registered_stattest
-    from evidently.legacy.core import ColumnType
+    from obesity.compat import evidently_stattests
 
     m = cfg.monitor
     problems: list[str] = []
@@ -171,26 +172,15 @@ def monitor_problems(cfg: DictConfig) -> list[str]:
         problems.append(f"monitor.window={m.window}: must be at least monitor.min_rows={m.min_rows}")
     if m.since_hours is not None and not m.since_hours > 0:
         problems.append(f"monitor.since_hours={m.since_hours}: must be positive (or null)")
-    for key, kind, words in (("num_method", ColumnType.Numerical, "numeric"),
-                             ("cat_method", ColumnType.Categorical, "categorical")):
-        try:
-            test = get_registered_stattest(m[key], kind)
-        except Exception:  # Evidently: StatTest not found (or a type error)
-            test = None
-        if test is None or kind not in test.allowed_feature_types:
-            problems.append(f"monitor.{key}={m[key]}: not an Evidently drift test for {words} "
+    for key, numeric, words in (("num_method", True, "numeric"), ("cat_method", False, "categorical")):
+        if evidently_stattests.stattest(getattr(m, key), numeric) is None:
+            problems.append(f"monitor.{key}={getattr(m, key)}: not an Evidently drift test for {words} "
                             "columns (e.g. wasserstein, ks, psi, jensenshannon, chisquare)")
     for key in ("num_threshold", "cat_threshold", "prediction_threshold"):
-        if not m[key] > 0:
-            problems.append(f"monitor.{key}={m[key]}: must be positive")
+        if not getattr(m, key) > 0:
+            problems.append(f"monitor.{key}={getattr(m, key)}: must be positive")
     if not 0 < m.drift_share <= 1:
         problems.append(f"monitor.drift_share={m.drift_share}: must be in (0, 1]")
-    if m.on_drift not in ON_DRIFT:
-        problems.append(f"monitor.on_drift={m.on_drift}: one of {', '.join(ON_DRIFT)}")
-    if m.report not in REPORT:
-        problems.append(f"monitor.report={m.report}: one of {', '.join(REPORT)}")
-    if m.on_degraded not in ON_DRIFT:
-        problems.append(f"monitor.on_degraded={m.on_degraded}: one of {', '.join(ON_DRIFT)}")
     if m.min_labels < 1:
         problems.append(f"monitor.min_labels={m.min_labels}: must be 1 or more")
     if m.label_window < m.min_labels:
@@ -204,14 +194,16 @@ def monitor_problems(cfg: DictConfig) -> list[str]:
     return problems
 
 
-def check(cfg: DictConfig) -> None:
-    """ConfigError listing every problem of a train, serve or monitor config."""
-    if "model" in cfg:
-        problems = train_problems(cfg)
-    elif "host" in cfg:
-        problems = serve_problems(cfg)
+def check(cfg: DictConfig | TrainConfig | ServeConfig | MonitorJobConfig) -> None:
+    """ConfigError listing every problem of a train, serve or monitor config (as composed, or
+    as its dataclass)."""
+    kind = OmegaConf.get_type(cfg) if isinstance(cfg, DictConfig) else type(cfg)
+    if kind is not None and issubclass(kind, TrainConfig):
+        problems = train_problems(cfg)  # type: ignore[arg-type]  # a DictConfig of one
+    elif kind is not None and issubclass(kind, ServeConfig):
+        problems = serve_problems(cfg)  # type: ignore[arg-type]
     else:
-        problems = monitor_problems(cfg)
+        problems = monitor_problems(cfg)  # type: ignore[arg-type]
     if problems:
         raise ConfigError("; ".join(problems))
 

@@ -8,11 +8,12 @@ thing everywhere and a bad override fails the same way (ConfigError naming the k
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -28,6 +29,7 @@ CONFIG_DIR: Path = (_PACKAGE / "configs" if (_PACKAGE / "configs").is_dir()
 # package has no such root: set OBESITY_ROOT or paths.root.
 SOURCE_ROOT: Path | None = (CONFIG_DIR.parent if (CONFIG_DIR.parent / "pyproject.toml").is_file()
                             else None)
+T = TypeVar("T")
 GROUPS = ("data", "model", "registry")  # the choices a composed train config records by name
 
 
@@ -65,6 +67,33 @@ def compose(overrides: Sequence[str] = (), config_name: str = "train") -> DictCo
             GlobalHydra.instance().initialize(outer)
 
 
+def typed(cfg: DictConfig | T, schema: type[T]) -> T:
+    """A composed, validated config as its schema's dataclass (OmegaConf.to_object: every
+    interpolation resolved, enums as members): what entrypoints hand to the core. A config that
+    is one already is returned as it is."""
+    from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
+
+    if isinstance(cfg, schema):
+        return cfg
+    if not isinstance(cfg, DictConfig):
+        raise TypeError(f"expected a composed config or a {schema.__name__}, got {type(cfg).__name__}")
+    try:
+        obj = OmegaConf.to_object(cfg)
+    except InterpolationResolutionError as exc:  # e.g. registry=server without its env var
+        key = str(getattr(exc, "full_key", "") or "")
+        group = key.split(".")[0]
+        name = OmegaConf.select(cfg, f"{group}.name", default=None) if key else None
+        found = re.search(r'"([^"]+)"', str(exc))  # OmegaConf: KeyError raised while ... "<why>"
+        said = found.group(1) if found else first_line(str(exc))
+        raise ConfigError(f"{key}: {said}" + (f": {group}={name} needs its environment (set "
+                          f"it, or choose another {group})" if name else "")) from None
+    except OmegaConfBaseException as exc:  # e.g. a value left missing (???)
+        raise ConfigError(one_line(exc)) from None
+    if not isinstance(obj, schema):
+        raise ConfigError(f"expected a {schema.__name__} config, got {type(obj).__name__}")
+    return obj
+
+
 def hydra_cli(main: Any) -> None:
     """Run a `hydra.main` entrypoint so that a bad override is one line naming the key (`error:
     model.max_dept: no such key (did you mean 'max_depth'...)`, exit 1) instead of Hydra's 3-5
@@ -72,28 +101,34 @@ def hydra_cli(main: Any) -> None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from obesity.environment import quiet_libraries
+    from obesity.runtime import using
 
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing: said here
-    quiet_libraries()  # before MLflow or Evidently is imported
     schemas.register()  # before hydra.main composes
     try:
-        main()
+        with using():  # the environment set before MLflow or Evidently is imported
+            main()
     except (HydraException, OmegaConfBaseException) as exc:
         print(f"error: {printable(one_line(exc))}", file=sys.stderr, flush=True)
         raise SystemExit(1) from None
 
 
 def compose_saved(path: Path) -> DictConfig:
-    """A composed train config saved as YAML (params.yaml, a run's config/resolved.yaml), checked
-    again: its group choices are composed afresh, then its values are merged onto them (a key
-    the schemas do not know, or a value of the wrong type, is a ConfigError naming it)."""
-    from omegaconf.errors import OmegaConfBaseException
-
+    """A composed train config saved as YAML (params.yaml), checked again (`recompose`)."""
     if not path.is_file():
         raise ConfigError(f"{path} is missing: run `python scripts/params.py` (or dvc exp run)")
+    return recompose(path.read_text(), str(path))
+
+
+def recompose(text: str, where: str) -> DictConfig:
+    """A train config saved as YAML (`where`: params.yaml, a run's config/resolved.yaml)
+    checked again: its group choices are composed afresh, then its values are merged onto them
+    (a key the schemas do not know, or a value of the wrong type, is a ConfigError naming it;
+    a key it lacks, saved before the key existed, takes the default)."""
+    from omegaconf.errors import OmegaConfBaseException
+
     try:
-        saved = OmegaConf.load(path)
+        saved = OmegaConf.create(text)
         if not isinstance(saved, DictConfig):
             raise ConfigError("a mapping of config keys is expected")
         choices = [f"{group}={saved[group].name}" for group in GROUPS]
@@ -101,7 +136,7 @@ def compose_saved(path: Path) -> DictConfig:
         assert isinstance(merged, DictConfig)  # a merge onto a DictConfig is one
         return merged
     except (OmegaConfBaseException, ConfigError) as exc:
-        raise ConfigError(f"{path}: {one_line(exc)}") from None
+        raise ConfigError(f"{where}: {one_line(exc)}") from None
 
 
 def one_line(exc: BaseException) -> str:
@@ -131,7 +166,7 @@ def one_line(exc: BaseException) -> str:
     return "; ".join(dict.fromkeys(line.strip() for line in lines[:2])) or type(exc).__name__
 
 
-# What a run's own environment decides, not what it trains: left out of a reproducing command.
+# What a run's own environment decides, not what it trains: left out of a portable command.
 _ENVIRONMENT = ("paths.", "registry.", "run_name", "trial", "promote")
 
 
@@ -141,22 +176,43 @@ def sweep_command(data_name: str, model: str = "rf") -> str:
     return f"python -m obesity.train -m sweep={model} data={data_name}"
 
 
-def reproduce_command(saved: DictConfig) -> str:
-    """The `python -m obesity.train ...` line that trains what a run's resolved config describes:
-    its data and model choices and every training key that differs from their defaults (paths
-    and stores are the reader's own)."""
-    from obesity.config.schemas import flatten, plain
+def command_line(cfg: DictConfig | schemas.TrainConfig, portable: bool = False) -> str:
+    """The `python -m obesity.train ...` line that trains what `cfg` describes (a composed
+    config, or a run's saved resolved one): its group choices, then every key whose value
+    differs from what those choices compose to (`~key` for a key it lacks).
 
-    groups = [f"{group}={saved[group].name}" for group in ("data", "model")]
-    base = compose([*groups, f"paths.root={saved.paths.root}"])
-    mine = dict(flatten(plain(saved)))
-    theirs = dict(flatten(plain(base, resolve=True)))
-    changed = [f"{key}={hydra_value(value)}" for key, value in mine.items()
-               if not key.startswith(_ENVIRONMENT) and theirs.get(key, _MISSING) != value]
-    return " ".join(["python", "-m", "obesity.train", *map(shlex.quote, groups + changed)])
+    `portable`: for a reader elsewhere (a model card): the data and model choices always named,
+    what the run's own environment decides (paths, stores, run name, trial) left out. Else the
+    line reruns `cfg` here: only choices that are not the defaults, paths and stores included.
+    """
+    from obesity.config.values import flatten, plain
+
+    node = cfg if isinstance(cfg, DictConfig) else OmegaConf.structured(cfg)
+    defaults = compose()
+    groups = [f"{g}={node[g].name}" for g in GROUPS
+              if (portable and g != "registry") or node[g].name != defaults[g].name]
+    base = compose([*groups, f"paths.root={cfg.paths.root}"])
+    mine, theirs = dict(flatten(plain(node, resolve=False))), dict(flatten(plain(base, resolve=False)))
+    mine_now, theirs_now = dict(flatten(plain(node))), dict(flatten(plain(base)))
+    # a key differs when its value differs both as written and as resolved (`${seed}` against
+    # a saved run's 42 is no difference)
+    differ = [key for key, value in mine.items()
+              if key not in theirs or (value != theirs[key] and mine_now[key] != theirs_now[key])]
+    # a key the defaults fill by interpolation (`model.random_state: ${seed}`) is said only when
+    # the other differences do not already give it its value (`seed=11` says it)
+    sources = [k for k in differ if not (isinstance(theirs.get(k), str) and "${" in theirs[k])]
+    followed = dict(flatten(plain(compose([*groups, f"paths.root={cfg.paths.root}",
+                                           *(f"{k}={hydra_value(mine[k])}" for k in sources)]))))
+    changed = [f"{k}={hydra_value(mine[k])}" for k in differ
+               if k in sources or followed.get(k) != mine_now[k]]
+    removed = [f"~{key}" for key in theirs if key not in mine]
+    here = [f"paths.root={cfg.paths.root}"] if cfg.paths.root != defaults.paths.root else []
+    words = [*groups, *([] if portable else here), *changed, *removed]
+    if portable:
+        words = [w for w in words if not w.lstrip("~").startswith(_ENVIRONMENT)]
+    return " ".join(["python", "-m", "obesity.train", *map(shlex.quote, words)])
 
 
-_MISSING = object()
 
 
 def hydra_value(value: Any) -> str:

@@ -9,14 +9,48 @@ configs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import II, MISSING, OmegaConf
+from omegaconf import II, MISSING
 
 from obesity.data.contract import FEATURE_NAMES
+
+
+class Guard(StrEnum):
+    """registry.guard: how the guard reads the paired interval (obesity/registry/evidence.py)."""
+
+    better = "better"  # lower bound > promotion_margin (sweeps: a real improvement, not noise)
+    not_worse = "not_worse"  # lower bound > -tolerance (a refit on new data: as good, within it)
+    point = "point"  # point estimate > promotion_margin (the old rule: one row can decide it)
+
+
+class OnSignal(StrEnum):
+    """monitor.on_drift, monitor.on_degraded: what a check does when it finds it."""
+
+    report = "report"
+    retrain = "retrain"  # run `python -m obesity.train -m <monitor.retrain>`
+
+
+class ReportWhen(StrEnum):
+    """monitor.report: when a check writes Evidently's HTML report."""
+
+    drift = "drift"
+    always = "always"
+    never = "never"
+
+
+class LogLevel(StrEnum):
+    """serve's log_level: uvicorn's levels."""
+
+    critical = "critical"
+    error = "error"
+    warning = "warning"
+    info = "info"
+    debug = "debug"
+    trace = "trace"
 
 
 @dataclass
@@ -135,11 +169,8 @@ class RegistryConfig:
     promotion_metric: str = "test_f1_macro"
     promotion_threshold: float = II("data.promotion_threshold")  # below: never champion
     # The guard (obesity/registry/evidence.py): champion and candidate on the same test rows,
-    # paired bootstrap interval of candidate - champion in the promotion metric.
-    #   better: lower bound > promotion_margin (sweeps: a real improvement, not noise)
-    #   not_worse: lower bound > -tolerance (a refit on new data: as good, within tolerance)
-    #   point: point estimate > promotion_margin (the old rule, one row can decide it)
-    guard: str = "better"
+    # paired bootstrap interval of candidate - champion in the promotion metric, read as `guard`.
+    guard: Guard = Guard.better
     promotion_margin: float = 0.0
     tolerance: float = 0.01
     alpha: float = 0.05  # the interval is (1 - alpha), two-sided
@@ -170,9 +201,9 @@ class RegistryConfig:
 @dataclass
 class TrainConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
-    data: Any = MISSING
-    model: Any = MISSING
-    registry: Any = MISSING
+    data: DataConfig = MISSING
+    model: ModelConfig = MISSING
+    registry: RegistryConfig = MISSING
     seed: int = 42  # estimator randomness and CV folds
     cv_folds: int = 5
     n_jobs: int = 2  # CV folds fitted in parallel
@@ -237,11 +268,11 @@ class MonitorConfig:
     prediction_threshold: float = 0.15  # Jensen-Shannon distance of the predicted classes
     # Dataset drift: the share of input columns drifted reaches this (0.05: any one of 16)
     drift_share: float = 0.05
-    on_drift: str = "report"  # report | retrain (run `python -m obesity.train -m <retrain>`)
+    on_drift: OnSignal = OnSignal.report
     # When a check writes Evidently's HTML report (megabytes: its JavaScript is inline, twice with
     # the MLflow copy): drift | always | never. snapshot.json (much smaller), from which Evidently
     # renders the same report, is written by every check that reaches a verdict.
-    report: str = "drift"
+    report: ReportWhen = ReportWhen.drift
     retrain: list[str] = field(default_factory=list)  # its overrides, e.g. [sweep=hgb]
     experiment: str = "${registry.experiment}-monitoring"  # the MLflow experiment of reports
     # Realized performance (obesity/monitoring/performance.py): the labels that came back
@@ -250,7 +281,7 @@ class MonitorConfig:
     # degraded: the interval's upper bound (accuracy or macro-F1) under the test-split estimate
     # minus this margin
     margin: float = 0.02
-    on_degraded: str = "report"  # report | retrain (on the original data plus the labels)
+    on_degraded: OnSignal = OnSignal.report  # retrain: on the original data plus the labels
     # where the labelled rows are written for a retrain and `python -m obesity.feedback export`
     labels_export: str = "${paths.root}/data/feedback/${model_name}.csv"
 
@@ -270,8 +301,8 @@ class ServeConfig:
     """configs/serve.yaml: what `python -m obesity.serve` serves and how."""
 
     paths: PathsConfig = field(default_factory=PathsConfig)
-    data: Any = MISSING  # which data config's model (and test split, to verify an ONNX twin)
-    registry: Any = MISSING
+    data: DataConfig = MISSING  # which data config's model (and test split, to verify an ONNX twin)
+    registry: RegistryConfig = MISSING
     host: str = "127.0.0.1"
     port: int = 8000
     model_name: str = II("registry.model_name")
@@ -288,7 +319,7 @@ class ServeConfig:
     header_timeout_s: float = 10.0  # a request head must arrive whole within this (slowloris)
     keep_alive_timeout_s: int = 5  # an idle keep-alive connection is closed after this
     limit_concurrency: int = 1000  # connections + requests in flight; beyond: 503 at once
-    log_level: str = "info"
+    log_level: LogLevel = LogLevel.info
     access_log: bool = False  # one log line per request costs a fifth of a fast request
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
 
@@ -298,8 +329,8 @@ class MonitorJobConfig:
     """configs/monitor.yaml: which version `python -m obesity.monitor` checks, on what traffic."""
 
     paths: PathsConfig = field(default_factory=PathsConfig)
-    data: Any = MISSING  # which data config's model
-    registry: Any = MISSING  # the stores: MLflow (model, reports) and the prediction log
+    data: DataConfig = MISSING  # which data config's model
+    registry: RegistryConfig = MISSING  # the stores: MLflow (model, reports) and the prediction log
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     model_name: str = II("registry.model_name")
     alias: str = II("registry.champion_alias")
@@ -321,24 +352,6 @@ def register() -> None:
         cs.store(group="schema/model", name=name, node=schema)
 
 
-def feature_columns(data_cfg: Any) -> list[str]:
+def feature_columns(data_cfg: DataConfig) -> list[str]:
     """The raw feature columns a data config selects, in contract order."""
     return [name for name in FEATURE_NAMES if name not in set(data_cfg.exclude)]
-
-
-def flatten(node: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """`{"model": {"n_estimators": 300}}` -> `("model.n_estimators", 300)`."""
-    for key, value in node.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            yield from flatten(value, f"{name}.")
-        else:
-            yield name, value
-
-
-def plain(node: Any, resolve: bool = True) -> dict[str, Any]:
-    """A mapping config node as a plain dict (OmegaConf.to_container, typed for a mapping)."""
-    container = OmegaConf.to_container(node, resolve=resolve)
-    if not isinstance(container, dict):
-        raise TypeError(f"expected a mapping config node, got {type(container).__name__}")
-    return {str(key): value for key, value in container.items()}

@@ -5,7 +5,7 @@ same schema passes while a unit error (height in cm, weight in g) or a typo is c
 (`description`, `scale`) are the survey's questions and answer codes (Palechor & de la Hoz
 Manotas, 2019): the service's OpenAPI document and its page (GET /) show them. `typical` is the
 data's median (to the column's `step`) or most frequent level: where the page's form starts
-(tests/test_data.py checks it against the file).
+(tests/unit/test_data.py checks it against the file).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import pandas as pd
 
 from obesity.data.contract import COLUMNS, TARGET, Categorical, Numeric
 from obesity.errors import DataError
+from obesity.runtime import current
 
 # CSV line numbers are what a user sees in an editor: the header is line 1, the first row line 2.
 _FIRST_DATA_LINE = 2
@@ -47,26 +48,26 @@ def load_dataset(path: str | Path) -> Dataset:
     """Read the CSV at `path`, check it against the contract and drop exact duplicate rows.
 
     Raises DataError naming the file, and for contract breaches the column, the bad values and
-    their CSV line numbers. A file already loaded by this process and unchanged since (same
+    their CSV line numbers. A file already loaded in this runtime and unchanged since (same
     size and modification time) is not read again: sweep workers run many trials each.
     """
+    cache = current().caches.datasets
     path = Path(path)
     try:
         stat = path.stat()
         key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     except OSError:
         key = None
-    if key is not None and key in _CACHE:
-        return _CACHE[key]
+    if key is not None and key in cache:
+        return cache[key]
     dataset = _load(path)
     if key is not None:
-        if len(_CACHE) >= _CACHED:  # the original file and a few labelled extras at most
-            del _CACHE[next(iter(_CACHE))]
-        _CACHE[key] = dataset
+        if len(cache) >= _CACHED:  # the original file and a few labelled extras at most
+            del cache[next(iter(cache))]
+        cache[key] = dataset
     return dataset
 
 
-_CACHE: dict[tuple[str, int, int], Dataset] = {}
 _CACHED = 8
 
 

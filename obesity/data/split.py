@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 import pandas as pd
 
 from obesity.data.contract import TARGET
 from obesity.data.load import Dataset, load_dataset, select_features
 from obesity.errors import DataError
+from obesity.runtime import current
 
 
 @dataclass(frozen=True)
@@ -58,16 +59,14 @@ def split_dataset(dataset: Dataset, test_size: float, seed: int, stratify: bool 
     """A seeded (and by default label-stratified) train/test split of the deduplicated rows.
 
     DataError, naming the class and its count, when the data is too small for the split.
-    The same split of the same (cached) data set is made once per process: sweep trials.
+    The same split of the same (cached) data set is made once per runtime: sweep trials.
     """
+    splits = current().caches.splits
     key = (dataset.md5, str(dataset.path), test_size, seed, stratify, tuple(exclude))
-    if key not in _SPLITS:
-        _SPLITS.clear()  # one at a time, like the data set cache
-        _SPLITS[key] = _split(dataset, test_size, seed, stratify, exclude)
-    return _SPLITS[key]
-
-
-_SPLITS: dict[tuple, Split] = {}
+    if key not in splits:
+        splits.clear()  # one at a time
+        splits[key] = _split(dataset, test_size, seed, stratify, exclude)
+    return splits[key]
 
 
 def _split(dataset: Dataset, test_size: float, seed: int, stratify: bool,
@@ -108,15 +107,26 @@ def check_folds(dataset: Dataset, split_: Split, cv_folds: int) -> None:
                         "every class (use fewer folds, or more rows of that class)")
 
 
-def split_of(data_cfg: Any, exclude: Sequence[str] = ()) -> tuple[Dataset, Split]:
+class SplitSettings(Protocol):
+    """What a split needs of a `data` config (obesity.config.schemas.DataConfig has it)."""
+
+    path: str
+    test_size: float
+    split_seed: int
+    stratify: bool
+    extra: list[str]
+    extra_holdout: float
+    extra_seed: int
+
+
+def split_of(data_cfg: SplitSettings, exclude: Sequence[str] = ()) -> tuple[Dataset, Split]:
     """The data set a `data` config names and its held-out split (with its `extra` labelled
     files, if any): the one load-and-split sequence of runs, stages, comparisons and twin checks
     (`exclude`: columns left out of X)."""
     dataset = load_dataset(data_cfg.path)
     split = split_dataset(dataset, data_cfg.test_size, data_cfg.split_seed, data_cfg.stratify,
                           exclude)
-    extra = list(data_cfg.get("extra") or ())  # configs logged before `extra` existed lack it
-    if extra:
-        split = with_extra(split, [load_dataset(path) for path in extra],
+    if data_cfg.extra:
+        split = with_extra(split, [load_dataset(path) for path in data_cfg.extra],
                            data_cfg.extra_holdout, data_cfg.extra_seed, exclude)
     return dataset, split

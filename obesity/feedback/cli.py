@@ -17,10 +17,15 @@ import sys
 from pathlib import Path
 
 from obesity.errors import exit_on_error, printable
+from obesity.runtime import using
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    with using():
+        return _main(list(sys.argv[1:] if argv is None else argv))
+
+
+def _main(argv: list[str]) -> int:
     exporting = bool(argv) and argv[0] == "export"
     parser = argparse.ArgumentParser(
         prog="python -m obesity.feedback" + (" export" if exporting else ""), description=__doc__,

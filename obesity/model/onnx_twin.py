@@ -2,9 +2,8 @@
 
 The twin is served through ONNX Runtime (a row in a small fraction of a 300-tree forest's time:
 docs/benchmarks.md) only when it gives the same labels and probabilities (within TOLERANCE) as
-the sklearn pipeline on the version's held-out test split; it is an artifact of the version's run
-(`onnx/model.onnx`) and
-the version carries tags `onnx` (verified | mismatch | failed) and `onnx_max_prob_diff`.
+the sklearn pipeline on the version's held-out test split. This module converts and verifies;
+obesity/registry/twin.py keeps a twin with its version.
 
 Two converters are registered here, once per process:
 - `AddBMI`: our own feature step. Its parser passes every column through and adds `BMI`, so the
@@ -30,7 +29,6 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from obesity.data.contract import NUMERIC_FEATURES
-from obesity.errors import first_line
 from obesity.model.features import AddBMI
 
 log = logging.getLogger(__name__)
@@ -184,41 +182,3 @@ def verify(pipeline: Pipeline, model_bytes: bytes, X: pd.DataFrame, tolerance: f
         max_probability_diff=float(np.max(np.abs(probabilities - expected))),
         tolerance=tolerance,
     )
-
-
-ARTIFACT_DIR = "onnx"
-ARTIFACT = f"{ARTIFACT_DIR}/model.onnx"
-
-
-def attach(client: Any, pipeline: Pipeline, version: Any, X_test: pd.DataFrame,
-           registry_cfg: Any) -> Verification | None:
-    """Convert, verify on the test split and keep the twin with `version` (artifact + tags), at
-    the registry config's `onnx_opset` and `onnx_tolerance`.
-
-    Never raises for a model skl2onnx cannot convert: the version is tagged `onnx=failed` and is
-    served by sklearn.
-    """
-    import tempfile
-    from pathlib import Path
-
-    try:
-        model_bytes = convert(pipeline, list(X_test.columns), registry_cfg.onnx_opset)
-        result = verify(pipeline, model_bytes, X_test, registry_cfg.onnx_tolerance)
-    except Exception as exc:  # a converter gap is a slower service, not a failed promotion
-        why = first_line(exc)
-        log.warning("no ONNX twin for %s version %s: %s", version.name, version.version, why)
-        client.set_model_version_tag(version.name, version.version, "onnx", "failed")
-        client.set_model_version_tag(version.name, version.version, "onnx_error", why[:500])
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp, "model.onnx")
-        path.write_bytes(model_bytes)
-        client.log_artifact(version.run_id, str(path), ARTIFACT_DIR)
-    status = "verified" if result.ok else "mismatch"
-    for key, value in {"onnx": status, "onnx_max_prob_diff": f"{result.max_probability_diff:.3g}",
-                       "onnx_rows_checked": str(result.rows)}.items():
-        client.set_model_version_tag(version.name, version.version, key, value)
-    log.info("ONNX twin of %s version %s: %s (labels equal: %s, max |dp| %.2g on %d test rows)",
-             version.name, version.version, status, result.labels_equal,
-             result.max_probability_diff, result.rows)
-    return result

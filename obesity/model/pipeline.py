@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from hydra.utils import instantiate
-from omegaconf import DictConfig
 from sklearn.base import ClassifierMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from obesity.config.schemas import ESTIMATOR_TARGETS, ModelConfig, feature_columns, plain
+from obesity.compat.sklearn_params import validate_params
+from obesity.config.schemas import ESTIMATOR_TARGETS, ModelConfig, TrainConfig, feature_columns
+from obesity.config.values import plain
 from obesity.data.contract import NUMERIC_FEATURES
 from obesity.errors import ConfigError
 from obesity.model.baseline import BMIRule, rule_pipeline
@@ -21,7 +22,7 @@ from obesity.model.features import AddBMI
 FRAMEWORK_KEYS = frozenset(k for k in ModelConfig.__dataclass_fields__ if k != "_target_")
 
 
-def estimator(model_cfg: DictConfig) -> ClassifierMixin:
+def estimator(model_cfg: ModelConfig) -> ClassifierMixin:
     """Instantiate the estimator of a model config (only whitelisted sklearn targets)."""
     params: dict[str, Any] = {
         k: v for k, v in plain(model_cfg).items()
@@ -32,14 +33,14 @@ def estimator(model_cfg: DictConfig) -> ClassifierMixin:
         built = instantiate(params, _execution_whitelist_=ESTIMATOR_TARGETS, _convert_="all")
         # sklearn checks hyperparameters only at fit time, deep inside a CV worker; check them
         # now so a bad value fails before any data is read, naming the parameter.
-        built._validate_params()
+        validate_params(built)
     except Exception as exc:  # Hydra wraps the estimator's own complaint; surface it plainly
         cause = exc.__cause__ or exc
         raise ConfigError(f"model {model_cfg.name!r}: cannot build {params['_target_']}: {cause}") from None
     return built
 
 
-def build(cfg: DictConfig) -> Pipeline:
+def build(cfg: TrainConfig) -> Pipeline:
     """The full pipeline for `cfg.data` and `cfg.model`: features, encoders, estimator."""
     columns = feature_columns(cfg.data)
     model = estimator(cfg.model)

@@ -84,8 +84,7 @@ def detect(reference: pd.DataFrame, current: pd.DataFrame, inputs: list[str], mo
 def _read(snapshot: Any, inputs: list[str]) -> Drift:
     """Evidently's verdicts: each ValueDrift metric (column, method, threshold, score) and the
     test bound to it (FAIL = drifted); the DriftedColumnsCount metric and its share test."""
-    from evidently.legacy.calculations.stattests.registry import get_registered_stattest
-    from evidently.legacy.core import ColumnType
+    from obesity.compat.evidently_stattests import display_name
 
     result = snapshot.dict()
     failed = {t["metric_config"]["metric_id"] for t in result["tests"]
@@ -99,9 +98,8 @@ def _read(snapshot: Any, inputs: list[str]) -> Drift:
             share, dataset_drift = float(value["share"]), metric["id"] in failed
         elif kind == "ValueDrift":
             name = config["column"]
-            kind_of = (ColumnType.Numerical if name != PREDICTION and isinstance(column(name), Numeric)
-                       else ColumnType.Categorical)
-            test = get_registered_stattest(config["method"], kind_of).display_name
+            numeric = name != PREDICTION and isinstance(column(name), Numeric)
+            test = display_name(config["method"], numeric)
             columns[name] = ColumnDrift(name, test, float(value), float(config["threshold"]),
                                         metric["id"] in failed)
     return Drift(dataset_drift, share, [columns[c] for c in inputs], columns[PREDICTION], snapshot)

@@ -13,18 +13,23 @@ the summary.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-from omegaconf import DictConfig, OmegaConf
+from typing import TYPE_CHECKING, Any
 
 from obesity.config.compose import sweep_command
-from obesity.config.schemas import feature_columns, plain
+from obesity.config.schemas import MonitorConfig, MonitorJobConfig, TrainConfig, feature_columns
+from obesity.config.values import plain
 from obesity.errors import ObesityError, RegistryError
+from obesity.monitoring.window import log_url
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
+    from mlflow.tracking import MlflowClient
 
 log = logging.getLogger(__name__)
 # The exit code of `python -m obesity.monitor` for each outcome (errors exit 1); a degraded
@@ -47,7 +52,7 @@ class Check:
         return DEGRADED_EXIT if self.performance == "degraded" else EXIT_CODES[self.status]
 
 
-def run(cfg: DictConfig, out_dir: Path) -> Check:
+def run(cfg: MonitorJobConfig, out_dir: Path) -> Check:
     """Check `cfg.model_name` at `cfg.alias` (or `cfg.version`) against its logged traffic."""
     from obesity.config.checks import check
     from obesity.monitoring.window import read_window
@@ -109,14 +114,15 @@ def run(cfg: DictConfig, out_dir: Path) -> Check:
     return result
 
 
-def _performance(client: Any, cfg: DictConfig, version: Any, out_dir: Path) -> dict[str, Any]:
+def _performance(client: MlflowClient, cfg: MonitorJobConfig, version: ModelVersion,
+                 out_dir: Path) -> dict[str, Any]:
     """Every version with labelled rows in the label window, judged (performance.realized);
     the checked version's verdict first."""
     from obesity.feedback.store import labelled_rows
     from obesity.monitoring.performance import realized
 
     m = cfg.monitor
-    frame = labelled_rows(cfg.registry.prediction_log, cfg.model_name, m.label_window,
+    frame = labelled_rows(log_url(cfg.registry.prediction_log), cfg.model_name, m.label_window,
                           m.since_hours)
 
     def estimates(number: str) -> dict[str, float]:
@@ -138,7 +144,7 @@ def _performance(client: Any, cfg: DictConfig, version: Any, out_dir: Path) -> d
             "margin": m.margin, "versions": [v.as_dict() for v in versions.values()]}
 
 
-def _performance_report(version: Any, labelled: Any, out_dir: Path) -> None:
+def _performance_report(version: ModelVersion, labelled: Any, out_dir: Path) -> None:
     """Evidently's classification report of the labelled answers against the version's test
     split (and its answers there)."""
     import pandas as pd
@@ -155,18 +161,18 @@ def _performance_report(version: Any, labelled: Any, out_dir: Path) -> None:
     save_report(reference, labelled, out_dir / REPORT)
 
 
-def _export_labels(cfg: DictConfig) -> dict[str, Any]:
+def _export_labels(cfg: MonitorJobConfig) -> dict[str, Any]:
     """The labelled rows as a CSV (and a DVC data version) for the retrain to learn from."""
     from obesity.feedback.export import export
 
-    done = export(cfg.registry.prediction_log, cfg.model_name, Path(cfg.monitor.labels_export))
+    done = export(log_url(cfg.registry.prediction_log), cfg.model_name, Path(cfg.monitor.labels_export))
     log.info("degraded: %d labelled row(s) exported to %s (md5 %s) for the retrain", done.rows,
              done.path, done.md5)
     return {"path": str(done.path), "rows": done.rows, "md5": done.md5,
             "dvc_file": str(done.dvc_file) if done.dvc_file else None}
 
 
-def _version(client: Any, cfg: DictConfig) -> Any:
+def _version(client: MlflowClient, cfg: MonitorJobConfig) -> ModelVersion:
     from obesity.registry.aliases import alias_version
 
     if cfg.version is not None:
@@ -178,8 +184,8 @@ def _version(client: Any, cfg: DictConfig) -> Any:
     return version
 
 
-def _drift(version: Any, trained: DictConfig, current: Any, inputs: list[str],
-           m: DictConfig) -> Any:
+def _drift(version: ModelVersion, trained: TrainConfig, current: Any, inputs: list[str],
+           m: MonitorConfig) -> Any:
     """The reference (the version's training split and its predictions on it) against the
     window (and the version's predictions on it: the rows may have been answered by others)."""
     from obesity.model import files as model_files
@@ -195,7 +201,8 @@ def _drift(version: Any, trained: DictConfig, current: Any, inputs: list[str],
     return detect(reference, window, inputs, m)
 
 
-def _record(client: Any, cfg: DictConfig, version: Any, summary: dict[str, Any], out_dir: Path) -> str:
+def _record(client: MlflowClient, cfg: MonitorJobConfig, version: ModelVersion,
+            summary: dict[str, Any], out_dir: Path) -> str:
     """The check as an MLflow run of `monitor.experiment`, linked to the version both ways."""
     from mlflow.entities import Metric, Param, RunTag
 
@@ -203,9 +210,7 @@ def _record(client: Any, cfg: DictConfig, version: Any, summary: dict[str, Any],
     from obesity.monitoring.performance import REPORT as PERFORMANCE_REPORT
     from obesity.stores import tracking
 
-    registry = OmegaConf.merge(cfg.registry, {"experiment": cfg.monitor.experiment})
-    assert isinstance(registry, DictConfig)  # a merge onto a DictConfig is one
-    experiment_id = tracking.setup(registry)
+    experiment_id = tracking.setup(dataclasses.replace(cfg.registry, experiment=cfg.monitor.experiment))
     status = summary["status"]
     tags = {"model_name": cfg.model_name, "model_version": str(version.version),
             "model_run_id": version.run_id or "", "drift_status": status,
@@ -254,7 +259,7 @@ def _record(client: Any, cfg: DictConfig, version: Any, summary: dict[str, Any],
     return run_id
 
 
-def _tag_performance(client: Any, model_name: str, judged: dict[str, Any], at: str,
+def _tag_performance(client: MlflowClient, model_name: str, judged: dict[str, Any], at: str,
                      run_id: str) -> None:
     from mlflow.exceptions import MlflowException
 

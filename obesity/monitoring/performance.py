@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from obesity.config.schemas import RegistryConfig
 from obesity.data.contract import CLASSES
 from obesity.registry.evidence import REPORTED
 
@@ -65,7 +66,7 @@ def judge(version: str, truth: Any, served: Any, estimates: dict[str, float], mi
     return Realized(version, rows, "ok", scores, qwk, f"{said} on {rows} labelled rows")
 
 
-def realized(frame: Any, estimates_of: Any, m: Any, reg: Any) -> dict[str, Realized]:
+def realized(frame: Any, estimates_of: Any, m: Any, reg: RegistryConfig) -> dict[str, Realized]:
     """Each version with labelled rows in `frame` (labelled_rows()), judged; `estimates_of(v)`:
     version v's test-split metrics."""
     found = {}

@@ -9,13 +9,15 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
-
-from omegaconf import DictConfig
+from typing import TYPE_CHECKING, Any
 
 from obesity.config.compose import CONFIG_DIR
+from obesity.config.schemas import MonitorJobConfig
 from obesity.errors import ConfigError
 from obesity.sweep.context import PARENT_FILE
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
 
 log = logging.getLogger(__name__)
 # What a retrain takes over from the monitor's own command line: where the stores and the data
@@ -23,7 +25,7 @@ log = logging.getLogger(__name__)
 CARRIED = ("data", "registry", "paths")
 
 
-def command(cfg: DictConfig, version: Any, monitor_run_id: str, sweep_dir: Path,
+def command(cfg: MonitorJobConfig, version: ModelVersion, monitor_run_id: str, sweep_dir: Path,
             extra: Path | None = None) -> list[str]:
     """The `python -m obesity.train -m ...` a check starts (`extra`: a labelled file to learn
     from beside the original data: `data.extra=[extra]`)."""
@@ -54,7 +56,7 @@ def _key(override: str) -> str:
     return override.lstrip("+~").split("=", 1)[0]
 
 
-def _monitor_overrides(cfg: DictConfig) -> list[str]:
+def _monitor_overrides(cfg: MonitorJobConfig) -> list[str]:
     """The monitor's own command-line overrides (Hydra's record of them), or, called from Python,
     its data and registry choices and paths."""
     from hydra.core.hydra_config import HydraConfig
@@ -65,7 +67,7 @@ def _monitor_overrides(cfg: DictConfig) -> list[str]:
             f"paths.root={cfg.paths.root}", f"paths.outputs={cfg.paths.outputs}"]
 
 
-def _same_data_warning(overrides: list[str], version: Any) -> None:
+def _same_data_warning(overrides: list[str], version: ModelVersion) -> None:
     """Compose what the retrain will train (a bad override fails here, in one line) and say so
     when it is the very data the served version was trained on: a new search, not new data."""
     from obesity.config.compose import compose
@@ -84,7 +86,7 @@ def _same_data_warning(overrides: list[str], version: Any) -> None:
                     "as docs/monitoring.md says", path, version.version)
 
 
-def start(cfg: DictConfig, version: Any, monitor_run_id: str, out_dir: Path,
+def start(cfg: MonitorJobConfig, version: ModelVersion, monitor_run_id: str, out_dir: Path,
           extra: Path | None = None) -> dict[str, Any]:
     """Run the retrain sweep (its output goes to this process's), then read what it did: its
     MLflow parent run and the versions it registered with the guard's decision (or, when it

@@ -22,6 +22,15 @@ class Window:
         return len(self.frame)
 
 
+def log_url(url: str | None) -> str:
+    """The prediction log's URL, or a ConfigError saying there is none to read."""
+    if not url:
+        raise ConfigError("registry.prediction_log is not set: the service records nothing, so "
+                          "there is no traffic to check (set it, or PREDICTION_LOG_URL with "
+                          "registry=server)")
+    return url
+
+
 def read_window(url: str | None, model_name: str, rows: int, since_hours: float | None,
                 columns: list[str]) -> Window:
     """The last `rows` rows answered for `model_name` (of the last `since_hours` hours) whose
@@ -31,10 +40,7 @@ def read_window(url: str | None, model_name: str, rows: int, since_hours: float 
 
     from obesity.stores.traffic import PREDICTIONS, predictions_table, reading
 
-    if not url:
-        raise ConfigError("registry.prediction_log is not set: the service records nothing, so "
-                          "there is no traffic to check (set it, or PREDICTION_LOG_URL with "
-                          "registry=server)")
+    url = log_url(url)
     source = locations.redact(url)
     empty = Window(pd.DataFrame(columns=[*FEATURE_NAMES, "prediction"]), 0, source)
     with reading(url, PREDICTIONS) as engine:

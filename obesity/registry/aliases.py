@@ -13,8 +13,8 @@ from typing import Any
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig
 
+from obesity.config.schemas import RegistryConfig
 from obesity.errors import RegistryError
 from obesity.registry.evidence import Evidence
 from obesity.stores.locks import registry_lock
@@ -29,7 +29,7 @@ def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion |
         return None
 
 
-def set_alias(client: MlflowClient, reg: DictConfig, alias: str, version: str | int, why: str,
+def set_alias(client: MlflowClient, reg: RegistryConfig, alias: str, version: str | int, why: str,
               kind: str = "move", evidence: Evidence | None = None) -> None:
     """Point `alias` at `version` and append the move to the model's alias log, under the
     registry lock (re-entrant: callers that decide first hold it already). `evidence`: the
@@ -54,13 +54,13 @@ def alias_log(client: MlflowClient, name: str) -> list[dict]:
     return [json.loads(tags[k]) for k in sorted(tags) if k.startswith(LOG_PREFIX)]
 
 
-def rollback(client: MlflowClient, reg: DictConfig) -> str:
+def rollback(client: MlflowClient, reg: RegistryConfig) -> str:
     """Point champion back at the version it held before its last (not yet undone) move."""
     with registry_lock(reg):  # the log read and the move are one step
         return _rollback(client, reg)
 
 
-def _rollback(client: MlflowClient, reg: DictConfig) -> str:
+def _rollback(client: MlflowClient, reg: RegistryConfig) -> str:
     stack: list[dict] = []
     for entry in alias_log(client, reg.model_name):
         if entry["alias"] != reg.champion_alias:

@@ -3,7 +3,7 @@
 Written at registration, after the guard decided: the card is the artifact `card/README.md` (with
 its confusion-matrix image) of the version's run, and the version's tag `card` names it.
 `python -m obesity.registry card V` prints it; the service links it from `GET /model`.
-Every number in it is read from what the version's run logged (tests/test_registry.py checks).
+Every number in it is read from what the version's run logged (tests/integration/test_registry.py checks).
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ from typing import Any
 import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig
 
-from obesity.config.compose import reproduce_command
-from obesity.config.schemas import feature_columns
+from obesity.config.compose import command_line
+from obesity.config.schemas import TrainConfig, feature_columns
 from obesity.data.contract import CLASSES, FEATURES, Numeric
 from obesity.data.split import Split
 from obesity.registry.evidence import intervals
@@ -57,7 +56,7 @@ LIMITATIONS = (
     "model is not validated on anyone else.")
 
 
-def write(client: MlflowClient, cfg: DictConfig, version: ModelVersion, model: Any, split: Split,
+def write(client: MlflowClient, cfg: TrainConfig, version: ModelVersion, model: Any, split: Split,
           why: str) -> str:
     """Build the card of `version` (its fitted `model`, the test `split` it was scored on, the
     guard's `why`), log it to the version's run and tag the version. Returns the artifact path."""
@@ -116,7 +115,7 @@ def write(client: MlflowClient, cfg: DictConfig, version: ModelVersion, model: A
         "Promotion": (f"{why}\n\nGuard `{reg.guard}` on `{reg.promotion_metric}`; validation "
                       f"status `{tags.get('validation_status', '?')}` (threshold "
                       f"{reg.promotion_threshold})."),
-        "Reproduce": f"```bash\n{reproduce_command(saved)}\n```",
+        "Reproduce": f"```bash\n{command_line(saved, portable=True)}\n```",
         "ONNX twin": (f"`{tags.get('onnx', 'none')}` (max |p_onnx - p_sklearn| "
                       f"{tags.get('onnx_max_prob_diff', '-')} on {tags.get('onnx_rows_checked', '-')} "
                       "test rows)"),

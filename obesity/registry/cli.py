@@ -22,13 +22,18 @@ from __future__ import annotations
 
 import argparse
 
-from obesity.config.compose import compose
-from obesity.environment import quiet_libraries
+from obesity.config.compose import compose, typed
+from obesity.config.schemas import TrainConfig
 from obesity.errors import exit_on_error, printable
+from obesity.runtime import using
 
 
 def main(argv: list[str] | None = None) -> int:
-    quiet_libraries()  # before MLflow is imported
+    with using():  # the environment set before MLflow is imported
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="python -m obesity.registry", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
@@ -65,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("folder")
     args = parser.parse_args(argv)
     with exit_on_error():  # a bad override, an unknown version, an unreachable server
-        cfg = compose([*args.override, *getattr(args, "overrides", [])])
+        cfg = typed(compose([*args.override, *getattr(args, "overrides", [])]), TrainConfig)
         from obesity.registry.commands import COMMANDS
         from obesity.stores.tracking import store_errors
 

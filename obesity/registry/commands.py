@@ -11,9 +11,9 @@ import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig
 
 from obesity.config.compose import sweep_command
+from obesity.config.schemas import TrainConfig
 from obesity.errors import RegistryError
 from obesity.model import files as model_files
 from obesity.model.baseline import baseline_scores
@@ -23,7 +23,7 @@ from obesity.registry.evidence import judge
 from obesity.stores import locks, tracking
 
 
-def _client(cfg: DictConfig) -> MlflowClient:
+def _client(cfg: TrainConfig) -> MlflowClient:
     tracking.setup(cfg.registry)
     return MlflowClient()
 
@@ -56,7 +56,7 @@ def _table(rows: list[dict]) -> str:
     return pd.DataFrame(rows).fillna("-").to_string(index=False) if rows else "(none)"
 
 
-def list_models(cfg: DictConfig, args: argparse.Namespace) -> str:
+def list_models(cfg: TrainConfig, args: argparse.Namespace) -> str:
     client = _client(cfg)
     models = client.search_registered_models()
     if not models:
@@ -66,7 +66,7 @@ def list_models(cfg: DictConfig, args: argparse.Namespace) -> str:
                    for m in models])
 
 
-def versions(cfg: DictConfig, args: argparse.Namespace) -> str:
+def versions(cfg: TrainConfig, args: argparse.Namespace) -> str:
     reg = cfg.registry
     client = _client(cfg)
     rows = []
@@ -101,7 +101,7 @@ def _on_file(args: argparse.Namespace) -> bool:
                for o in [*args.override, *getattr(args, "overrides", [])])
 
 
-def evaluate(cfg: DictConfig, args: argparse.Namespace) -> str:
+def evaluate(cfg: TrainConfig, args: argparse.Namespace) -> str:
     from obesity.registry.evaluation import evaluate as evaluate_version
 
     if not _on_file(args):
@@ -112,7 +112,7 @@ def evaluate(cfg: DictConfig, args: argparse.Namespace) -> str:
     return evaluate_version(client, cfg, version).line(cfg.registry.alpha)
 
 
-def compare(cfg: DictConfig, args: argparse.Namespace) -> str:
+def compare(cfg: TrainConfig, args: argparse.Namespace) -> str:
     reg = cfg.registry
     client = _client(cfg)
     a, b = _version(client, reg.model_name, args.a), _version(client, reg.model_name, args.b)
@@ -158,7 +158,7 @@ def _margin(metrics: dict[str, float], metric: str, baseline: float) -> str:
     return f"{metrics[metric] - baseline:+.4f}" if metric in metrics else "-"
 
 
-def card(cfg: DictConfig, args: argparse.Namespace) -> str:
+def card(cfg: TrainConfig, args: argparse.Namespace) -> str:
     from obesity.registry import card as model_card
 
     client = _client(cfg)
@@ -166,7 +166,7 @@ def card(cfg: DictConfig, args: argparse.Namespace) -> str:
     return model_card.read(client, version) + model_card.since_registration(version.tags)
 
 
-def best(cfg: DictConfig, args: argparse.Namespace) -> str:
+def best(cfg: TrainConfig, args: argparse.Namespace) -> str:
     reg = cfg.registry
     metric = args.metric or reg.promotion_metric
     client = _client(cfg)
@@ -179,7 +179,7 @@ def best(cfg: DictConfig, args: argparse.Namespace) -> str:
     return f"version {v.version}: {metric}={score:.4f} (aliases: {', '.join(v.aliases) or '-'})"
 
 
-def promote_version(cfg: DictConfig, args: argparse.Namespace) -> str:
+def promote_version(cfg: TrainConfig, args: argparse.Namespace) -> str:
     reg = cfg.registry
     client = _client(cfg)
     candidate = _version(client, reg.model_name, args.version)
@@ -192,7 +192,7 @@ def promote_version(cfg: DictConfig, args: argparse.Namespace) -> str:
     return f"{reg.champion_alias} -> version {candidate.version}: {decision.why}"
 
 
-def move_alias(cfg: DictConfig, args: argparse.Namespace) -> str:
+def move_alias(cfg: TrainConfig, args: argparse.Namespace) -> str:
     reg = cfg.registry
     if args.name == reg.champion_alias:
         raise RegistryError(f"use `promote {args.version}` to move {reg.champion_alias} "
@@ -203,7 +203,7 @@ def move_alias(cfg: DictConfig, args: argparse.Namespace) -> str:
     return f"{args.name} -> version {version.version}"
 
 
-def roll_back(cfg: DictConfig, args: argparse.Namespace) -> str:
+def roll_back(cfg: TrainConfig, args: argparse.Namespace) -> str:
     reg = cfg.registry
     client = _client(cfg)
     _versions(client, reg.model_name)
@@ -211,7 +211,7 @@ def roll_back(cfg: DictConfig, args: argparse.Namespace) -> str:
     return f"{reg.champion_alias} -> version {version} (rolled back)"
 
 
-def history(cfg: DictConfig, args: argparse.Namespace) -> str:
+def history(cfg: TrainConfig, args: argparse.Namespace) -> str:
     reg = cfg.registry
     client = _client(cfg)
     _versions(client, reg.model_name)
@@ -220,7 +220,7 @@ def history(cfg: DictConfig, args: argparse.Namespace) -> str:
                    for entry in aliases.alias_log(client, reg.model_name)])
 
 
-def register_run(cfg: DictConfig, args: argparse.Namespace) -> str:
+def register_run(cfg: TrainConfig, args: argparse.Namespace) -> str:
     """What a sweep does at its end, for any finished run (a trial, a grid child, a single run)."""
     client = _client(cfg)
     try:
@@ -234,7 +234,7 @@ def register_run(cfg: DictConfig, args: argparse.Namespace) -> str:
     return f"version {result.version} ({result.validation_status}): {result.why}{champion}"
 
 
-def keygen(cfg: DictConfig, args: argparse.Namespace) -> str:
+def keygen(cfg: TrainConfig, args: argparse.Namespace) -> str:
     from pathlib import Path
 
     from obesity.registry.manifest import generate
@@ -249,7 +249,7 @@ def when(ms: int | None) -> str:
 
 
 # `python -m obesity.registry <command>` -> the function that runs it
-COMMANDS: dict[str, Callable[[DictConfig, argparse.Namespace], str]] = {
+COMMANDS: dict[str, Callable[[TrainConfig, argparse.Namespace], str]] = {
     "list": list_models, "versions": versions, "compare": compare, "best": best,
     "promote": promote_version, "alias": move_alias, "rollback": roll_back, "history": history,
     "register": register_run, "card": card, "keygen": keygen, "evaluate": evaluate,

@@ -10,6 +10,7 @@ MLflow dataset input, its md5 and rows as tags) and summarised on the version (t
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,8 +19,8 @@ from typing import Any
 
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig, OmegaConf
 
+from obesity.config.schemas import TrainConfig
 from obesity.data.contract import TARGET
 from obesity.errors import DataError
 
@@ -45,7 +46,7 @@ class Evaluation:
                 f"{self.rows} rows): {said} ({level} bootstrap intervals); MLflow run {self.run_id}")
 
 
-def labelled_file(cfg: DictConfig, version: ModelVersion) -> Any:
+def labelled_file(cfg: TrainConfig, version: ModelVersion) -> Any:
     """The labelled file `data.path` names, checked against the contract; DataError when it is
     the very file the version was trained on (its test split already says that)."""
     from obesity.data.load import load_dataset
@@ -58,7 +59,7 @@ def labelled_file(cfg: DictConfig, version: ModelVersion) -> Any:
     return dataset
 
 
-def evaluate(client: MlflowClient, cfg: DictConfig, version: ModelVersion) -> Evaluation:
+def evaluate(client: MlflowClient, cfg: TrainConfig, version: ModelVersion) -> Evaluation:
     """Score `version` on the labelled file `cfg.data.path` and record it (see module doc)."""
     import mlflow
     from sklearn.metrics import cohen_kappa_score
@@ -80,9 +81,7 @@ def evaluate(client: MlflowClient, cfg: DictConfig, version: ModelVersion) -> Ev
                     samples=reg.bootstrap_samples, seed=reg.bootstrap_seed)
     qwk = float(cohen_kappa_score(truth, predicted, labels=list(CLASSES), weights="quadratic"))
 
-    registry = OmegaConf.merge(reg, {"experiment": f"{reg.experiment}-evaluations"})
-    assert isinstance(registry, DictConfig)  # a merge onto a DictConfig is one
-    experiment_id = tracking.setup(registry)
+    experiment_id = tracking.setup(dataclasses.replace(reg, experiment=f"{reg.experiment}-evaluations"))
     path = Path(str(cfg.data.path))
     tags = {"model_name": version.name, "model_version": str(version.version),
             "model_run_id": version.run_id or "", "data_md5": dataset.md5,

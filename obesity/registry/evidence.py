@@ -10,7 +10,7 @@ The guard (config `registry.guard`) decides on the interval:
   tolerance);
 - `point`: the point estimate beats the champion by more than `promotion_margin` (the old rule,
   kept for comparison).
-Pure numpy: unit-tested on simulated predictions (tests/test_evidence.py).
+Pure numpy: unit-tested on simulated predictions (tests/unit/test_evidence.py).
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 
 import numpy as np
 
-from obesity.config.checks import GUARDS, guarded
+from obesity.config.checks import guarded
+from obesity.config.schemas import Guard
 from obesity.data.contract import CLASSES
 from obesity.errors import ConfigError
 
@@ -74,10 +75,15 @@ def compare(truth: Sequence[Any], candidate: Sequence[Any], champion: Sequence[A
     if not n == len(a) == len(b):
         raise ValueError("truth and both predictions must cover the same rows")
     kind = metric.split("_", 1)[-1]
-    weights = _weights(n, samples, seed)  # one matrix for both models: the pairing
-    every = np.ones((1, n))
-    resampled = _metric(kind, weights, t, a) - _metric(kind, weights, t, b)
-    diff = float(_metric(kind, every, t, a)[0] - _metric(kind, every, t, b)[0])
+    # Both models' scores are functions of the rows' (truth, candidate, champion) cell counts:
+    # resampling rows is drawing those counts from a multinomial over the k**3 cells, each draw
+    # one resample for both models (the pairing), in time that does not grow with the rows.
+    k = len(CLASSES)
+    cells = np.bincount((t * k + a) * k + b, minlength=k**3).astype(float)
+    drawn = np.random.default_rng(seed).multinomial(n, cells / n, size=samples)
+    joint = np.vstack([cells, drawn]).reshape(samples + 1, k, k, k)
+    scores = _from_counts(kind, joint.sum(axis=3)) - _from_counts(kind, joint.sum(axis=2))
+    diff, resampled = float(scores[0]), scores[1:]
     low, high = np.quantile(resampled, [alpha / 2, 1 - alpha / 2])
     only_a = int(np.sum((a == t) & (b != t)))
     only_b = int(np.sum((b == t) & (a != t)))
@@ -125,21 +131,6 @@ def _from_counts(kind: str, confusion: np.ndarray) -> np.ndarray:
                     confusion.sum(axis=1), total)
 
 
-def _weights(n: int, samples: int, seed: int) -> np.ndarray:
-    """Each bootstrap sample as row weights (how often each of the n rows was drawn)."""
-    drawn = np.random.default_rng(seed).integers(0, n, size=(samples, n))
-    return np.bincount((np.arange(samples)[:, None] * n + drawn).ravel(),
-                       minlength=samples * n).reshape(samples, n).astype(float)
-
-
-def _metric(kind: str, weights: np.ndarray, truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
-    """`kind` under each row of `weights` (samples x rows), from weighted per-class counts."""
-    k = len(CLASSES)
-    true_1hot, pred_1hot = np.eye(k)[truth], np.eye(k)[predicted]
-    tp = weights @ (true_1hot * (truth == predicted)[:, None])
-    return _counted(kind, tp, weights @ true_1hot, weights @ pred_1hot, weights.sum(axis=1))
-
-
 def _counted(kind: str, tp: np.ndarray, true: np.ndarray, pred: np.ndarray,
              total: np.ndarray) -> np.ndarray:
     """`kind` from per-class counts (samples x classes): right answers, true and predicted rows."""
@@ -177,18 +168,19 @@ class Verdict:
     why: str
 
 
-def judge(evidence: Evidence, guard: str, margin: float, tolerance: float,
+def judge(evidence: Evidence, guard: Guard, margin: float, tolerance: float,
           alias: str = "champion", version: str = "?") -> Verdict:
     """The guard's decision on `evidence` against `alias` (now at `version`), saying why."""
     figures = evidence.figures()
-    if guard == "better":
-        ok, bar = evidence.ci_low > margin, f"lower bound > margin {margin:g}"
-    elif guard == "not_worse":
-        ok, bar = evidence.ci_low > -tolerance, f"lower bound > -tolerance {tolerance:g}"
-    elif guard == "point":
-        ok, bar = evidence.diff > margin, f"point estimate > margin {margin:g}"
-    else:
-        raise ConfigError(f"registry.guard={guard}: one of {', '.join(GUARDS)}")
+    match guard:
+        case Guard.better:
+            ok, bar = evidence.ci_low > margin, f"lower bound > margin {margin:g}"
+        case Guard.not_worse:
+            ok, bar = evidence.ci_low > -tolerance, f"lower bound > -tolerance {tolerance:g}"
+        case Guard.point:
+            ok, bar = evidence.diff > margin, f"point estimate > margin {margin:g}"
+        case _:
+            assert_never(guard)
     if ok:
         return Verdict(True, f"candidate {figures} over version {version}: enough evidence "
                              f"({bar}, guard={guard})")

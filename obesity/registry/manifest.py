@@ -18,9 +18,14 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from obesity.config.schemas import RegistryConfig
 from obesity.errors import ConfigError, ModelRefused
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
+    from mlflow.tracking import MlflowClient
 
 log = logging.getLogger(__name__)
 TAG = "manifest"  # version tag: the manifest's JSON
@@ -107,13 +112,14 @@ def encode(name: str, version: str, run_id: str, files: dict[str, dict[str, str]
     return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
 
-def check_signing_key(reg: Any) -> None:
+def check_signing_key(reg: RegistryConfig) -> None:
     """ConfigError now, before anything is registered, when the signing key cannot sign."""
     if reg.signing_key:
         _private_key(str(reg.signing_key))
 
 
-def record(client: Any, reg: Any, version: Any, files: dict[str, dict[str, str]]) -> str:
+def record(client: MlflowClient, reg: RegistryConfig, version: ModelVersion,
+           files: dict[str, dict[str, str]]) -> str:
     """Tag `version` with the manifest of `files` (role -> path, sha256), signed when
     `reg.signing_key` is set. Returns the status: signed | unsigned."""
     text = encode(version.name, version.version, version.run_id, files)
@@ -127,7 +133,7 @@ def record(client: Any, reg: Any, version: Any, files: dict[str, dict[str, str]]
     return "signed" if reg.signing_key else "unsigned"
 
 
-def check(version: Any, reg: Any) -> Integrity:
+def check(version: ModelVersion, reg: RegistryConfig) -> Integrity:
     """The version's manifest, verified as far as the config allows (ModelRefused with the
     reason when it fails: tampered, signed by another key, for another version, missing while a
     verify key is set)."""
@@ -188,15 +194,15 @@ def expect(integrity: Integrity, role: str, path: Path, label: str) -> None:
                            f"registration (SHA-256 {found[:16]}…, manifest {bound['sha256'][:16]}…)")
 
 
-def bind(client: Any, reg: Any, version: Any) -> str:
+def bind(client: MlflowClient, reg: RegistryConfig, version: ModelVersion) -> str:
     """Hash the files `version` will be served from (its checked skops file, its verified
     twin, its card) and record the manifest (see `record`). Called at registration, after the
     twin and the card were made and before any alias moves."""
     import tempfile
 
     from obesity.model import files as model_files
-    from obesity.model.onnx_twin import ARTIFACT as ONNX_ARTIFACT
     from obesity.registry import card
+    from obesity.registry.twin import ARTIFACT as ONNX_ARTIFACT
 
     label = f"{version.name} version {version.version}"
     version = client.get_model_version(version.name, version.version)  # its twin and card tags
@@ -215,7 +221,7 @@ def bind(client: Any, reg: Any, version: Any) -> str:
     return status
 
 
-def verify_files(version: Any, reg: Any) -> Integrity:
+def verify_files(version: ModelVersion, reg: RegistryConfig) -> Integrity:
     """Every file the manifest of `version` binds, downloaded and compared, the skops file's
     types checked too: what `promote` (also --force) asks before moving the champion."""
     import tempfile

@@ -23,9 +23,8 @@ from typing import Any
 
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig
 
-from obesity.config.schemas import feature_columns
+from obesity.config.schemas import RegistryConfig, TrainConfig, feature_columns
 from obesity.data.split import Split
 from obesity.errors import DataError, ModelRefused, RegistryError
 from obesity.model import files as model_files
@@ -59,7 +58,7 @@ class Promotion:
 
 
 
-def decide_version(client: MlflowClient, cfg: DictConfig, version: ModelVersion,
+def decide_version(client: MlflowClient, cfg: TrainConfig, version: ModelVersion,
                    model=None) -> Promotion:
     """Give a registered version its ONNX twin, then move challenger and (guarded) champion,
     exactly once: a version with the `promotion` tag was decided already."""
@@ -69,9 +68,9 @@ def decide_version(client: MlflowClient, cfg: DictConfig, version: ModelVersion,
     split = test_split_of(version)
     if reg.onnx_twin and "onnx" not in version.tags:
         # before any alias moves, so a service never sees the version without it
-        from obesity.model import onnx_twin
+        from obesity.registry import twin
 
-        onnx_twin.attach(client, model, version, split.X_test[feature_columns(cfg.data)], reg)
+        twin.attach(client, model, version, split.X_test[feature_columns(cfg.data)], reg)
     champion = None
     with registry_lock(reg):  # concurrent promotions decide against the champion one at a time
         version = client.get_model_version(reg.model_name, version.version)
@@ -104,7 +103,7 @@ def decide_version(client: MlflowClient, cfg: DictConfig, version: ModelVersion,
     return Promotion(str(version.version), status, champion, decision.why)
 
 
-def _write_card(client: MlflowClient, cfg: DictConfig, version: ModelVersion, model: Any,
+def _write_card(client: MlflowClient, cfg: TrainConfig, version: ModelVersion, model: Any,
                 split: Split, why: str) -> None:
     """The version's model card; a card that cannot be written is logged, never a failed
     promotion (the version is tagged `card=failed`)."""
@@ -119,12 +118,12 @@ def _write_card(client: MlflowClient, cfg: DictConfig, version: ModelVersion, mo
         client.set_model_version_tag(version.name, version.version, card.TAG, "failed")
 
 
-def split_id(cfg: DictConfig) -> str:
+def split_id(cfg: TrainConfig) -> str:
     """What identifies the test split besides the data md5."""
     return f"seed={cfg.data.split_seed},test_size={cfg.data.test_size},stratify={cfg.data.stratify}"
 
 
-def decide(client: MlflowClient, reg: DictConfig, candidate: ModelVersion, force: bool = False,
+def decide(client: MlflowClient, reg: RegistryConfig, candidate: ModelVersion, force: bool = False,
            candidate_model: Any = None, split: Split | None = None, bound: bool = True) -> Decision:
     """May `candidate` become champion? (see module docstring). `candidate_model` and `split`
     (its fitted pipeline, its test split) when the caller has them already. `bound`: its files
@@ -207,7 +206,7 @@ def _row_keys(X: Any, y: Any) -> Any:
                                       index=False)
 
 
-def evidence_against(reg: DictConfig, reference: ModelVersion, candidate: ModelVersion,
+def evidence_against(reg: RegistryConfig, reference: ModelVersion, candidate: ModelVersion,
                      candidate_model: Any = None, rows: Rows | None = None) -> Evidence:
     """Candidate vs `reference` on the same rows (by default the candidate's decision rows),
     paired."""
@@ -229,7 +228,7 @@ def run_of(version: ModelVersion) -> str:
     return version.run_id
 
 
-def test_split_of(version: ModelVersion, trained: DictConfig | None = None) -> Split:
+def test_split_of(version: ModelVersion, trained: TrainConfig | None = None) -> Split:
     """The held-out test split a version was scored on (from its run's resolved config;
     `trained`: that config, when the caller has read it already)."""
     from obesity.data.split import split_of
@@ -245,19 +244,9 @@ def test_split_of(version: ModelVersion, trained: DictConfig | None = None) -> S
                         "score or verify this version")
     extra_on = version.tags.get("data_extra_md5", "")
     if ",".join(split.extra_md5) != extra_on:
-        raise DataError(f"the extra labelled files {list(cfg.data.get('extra') or [])} are not "
+        raise DataError(f"the extra labelled files {list(cfg.data.extra)} are not "
                         f"the ones {version.name} version {version.version} was trained on "
                         f"(md5 {','.join(split.extra_md5) or 'none'}, the version's "
                         f"data_extra_md5 {extra_on or 'none'}): restore them (e.g. `dvc "
                         "checkout`) to score or verify this version")
     return split
-
-
-
-
-
-
-
-
-
-

@@ -3,6 +3,7 @@ what a sweep's end and `python -m obesity.registry register RUN_ID` share."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shlex
 
@@ -10,8 +11,8 @@ import mlflow
 from mlflow.entities import Run
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig
 
+from obesity.config.schemas import RegistryConfig, TrainConfig
 from obesity.registry import manifest, policy
 from obesity.registry.policy import DECIDED_TAG, Promotion, decide_version, split_id
 from obesity.stores import tracking
@@ -20,7 +21,7 @@ from obesity.training import job as training
 log = logging.getLogger(__name__)
 
 
-def promote_run(cfg: DictConfig, best_run: Run, sweep_run_id: str | None = None) -> Promotion:
+def promote_run(cfg: TrainConfig, best_run: Run, sweep_run_id: str | None = None) -> Promotion:
     """Refit `best_run`'s exact config on the train split, score it once on the test split,
     register it and move the aliases. Callable alone with any finished run id."""
     client = MlflowClient()
@@ -45,10 +46,10 @@ def promote_run(cfg: DictConfig, best_run: Run, sweep_run_id: str | None = None)
         return Promotion(str(copy.version), copy.tags.get("validation_status", "?"), None,
                          f"the best trial is {reg.champion_alias} version {copy.version} again")
     # The trial's config, plus what a promotion needs: the fitted model and the test score.
-    for key, value in {"log_model": True, "evaluate_test": True, "log_figures": True, "trial": None,
-                       "run_name": f"refit of {best_run.info.run_name}"}.items():
-        refit_cfg[key] = value
-    refit_cfg.registry = cfg.registry  # registry settings of this invocation win
+    # (and the registry settings of this invocation win)
+    refit_cfg = dataclasses.replace(refit_cfg, log_model=True, evaluate_test=True, log_figures=True,
+                                    trial=None, run_name=f"refit of {best_run.info.run_name}",
+                                    registry=cfg.registry)
     # No `trial` tag on the refit: the sweep looks trials up by it.
     tags = {"refit_of": best_run.info.run_id,
             **{f"refit_of_{k}": v for k, v in best_run.data.tags.items() if k == "trial"},
@@ -60,11 +61,11 @@ def promote_run(cfg: DictConfig, best_run: Run, sweep_run_id: str | None = None)
     return register_and_promote(refit_cfg, result, sweep_run_id=sweep_run_id, extra_tags=tags)
 
 
-def champion_copy(client: MlflowClient, reg: DictConfig, trained: DictConfig,
+def champion_copy(client: MlflowClient, reg: RegistryConfig, trained: TrainConfig,
                   run: Run) -> ModelVersion | None:
     """The champion, when `run` (whose resolved config is `trained`) fits exactly its model on
     exactly its data: same estimator parameters, data config, seed and data md5."""
-    from obesity.config.schemas import plain
+    from obesity.config.values import plain
     from obesity.registry.aliases import alias_version
 
     champion = alias_version(client, reg.model_name, reg.champion_alias)
@@ -76,14 +77,14 @@ def champion_copy(client: MlflowClient, reg: DictConfig, trained: DictConfig,
     except Exception:  # its config cannot be read: not provably the same
         return None
 
-    def key(cfg: DictConfig) -> tuple:
+    def key(cfg: TrainConfig) -> tuple:
         data = {k: v for k, v in plain(cfg.data).items() if k != "path"}  # the md5 says which file
         return plain(cfg.model), data, cfg.seed
 
     return champion if key(theirs) == key(trained) else None
 
 
-def register_and_promote(cfg: DictConfig, result, sweep_run_id: str | None = None,
+def register_and_promote(cfg: TrainConfig, result, sweep_run_id: str | None = None,
                          extra_tags: dict[str, str] | None = None) -> Promotion:
     """Register a logged model (`result` of training.run) and move challenger/champion."""
     reg = cfg.registry
@@ -113,7 +114,7 @@ def register_and_promote(cfg: DictConfig, result, sweep_run_id: str | None = Non
     return decide_version(client, cfg, version, model=result.model)
 
 
-def baseline_tags(cfg: DictConfig, metric: str, score: float) -> dict[str, str]:
+def baseline_tags(cfg: TrainConfig, metric: str, score: float) -> dict[str, str]:
     """The BMI rule's `metric` on the same test rows, and the margin of `score` over it."""
     from obesity.data.split import split_of
     from obesity.model.baseline import baseline_scores

@@ -15,15 +15,13 @@ from typing import Any
 
 import msgspec.inspect
 from litestar import get
-
-# Litestar's own Struct schema plugin (private module): extended below, not rewritten.
-from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.exceptions import NotFoundException
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIType
 from litestar.response import File
 
+from obesity.compat.litestar_openapi import StructSchemaPlugin
 from obesity.serving import csv_table
 
 URL = "/static/swagger"

@@ -27,10 +27,10 @@ from litestar.exceptions import HTTPException, ServiceUnavailableException
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.static_files import create_static_files_router
-from omegaconf import DictConfig
 
 from obesity.config import checks as config_checks
 from obesity.config.compose import sweep_command
+from obesity.config.schemas import ServeConfig
 from obesity.serving import api_docs, auth, csv_table, feedback, metrics, page
 from obesity.serving import request_id as request_ids
 from obesity.serving.holder import ModelHolder
@@ -60,7 +60,7 @@ from obesity.stores import locations
 log = logging.getLogger(__name__)
 
 
-def no_model_detail(cfg: DictConfig) -> str:
+def no_model_detail(cfg: ServeConfig) -> str:
     return (f"no model yet: {cfg.model_name}@{cfg.alias} does not exist. Train and promote one, "
             f"e.g. `{sweep_command(cfg.data.name)}` (its end registers the best trial and "
             f"makes it {cfg.alias}) or `python -m obesity.registry promote VERSION`")
@@ -228,7 +228,7 @@ class MetricsController(PrometheusController):
     include_in_schema = False
 
 
-def _prediction_log(cfg: DictConfig) -> PredictionLog | None:
+def _prediction_log(cfg: ServeConfig) -> PredictionLog | None:
     url = cfg.registry.prediction_log
     if not url:
         log.warning("no prediction log: registry.prediction_log is not set (registry=server: "
@@ -241,7 +241,7 @@ def _prediction_log(cfg: DictConfig) -> PredictionLog | None:
     return prediction_log
 
 
-def create_app(cfg: DictConfig) -> Litestar:
+def create_app(cfg: ServeConfig) -> Litestar:
     """The service for `cfg` (configs/serve.yaml): model name/alias, limits, reload interval.
     ConfigError, listing every bad value, before anything listens."""
     config_checks.check(cfg)

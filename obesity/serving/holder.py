@@ -13,8 +13,7 @@ import logging
 import threading
 from typing import Any
 
-from omegaconf import DictConfig
-
+from obesity.config.schemas import ServeConfig
 from obesity.errors import ModelRefused, RegistryError, first_line
 from obesity.serving import metrics
 from obesity.serving.predictors import ServedModel, load
@@ -31,7 +30,7 @@ class ModelHolder:
     logged once, when it appears; a refused version is not tried again until the alias moves.
     """
 
-    def __init__(self, cfg: DictConfig) -> None:
+    def __init__(self, cfg: ServeConfig) -> None:
         self.cfg = cfg
         self.current: ServedModel | None = None
         self.problem: str | None = (f"starting: looking up {cfg.model_name}@{cfg.alias} in the "

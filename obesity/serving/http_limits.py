@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from obesity.compat.uvicorn_http import HttpToolsProtocol
 
 
 class HeadDeadlineProtocol(HttpToolsProtocol):

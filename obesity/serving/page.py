@@ -22,7 +22,8 @@ STATIC_DIR = Path(__file__).with_name("static")
 # Only this origin, no inline script or style: the page cannot be made to run anything else.
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
        "img-src 'self' data:; form-action 'none'; base-uri 'none'; frame-ancestors 'none'")
-# The form's sections: every input column once (tests/test_page.py checks it against the contract).
+# The form's sections: every input column once (tests/integration/test_page.py checks it
+# against the contract).
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Body", ("Gender", "Age", "Height", "Weight", "family_history_with_overweight")),
     ("Eating and drinking", ("FAVC", "FCVC", "NCP", "CAEC", "CH2O", "CALC", "SCC")),

@@ -9,15 +9,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-from omegaconf import DictConfig
 
+from obesity.config.schemas import RegistryConfig, ServeConfig
 from obesity.errors import ObesityError, RegistryError, first_line
 from obesity.model import files as model_files
 from obesity.registry import manifest
 from obesity.registry.manifest import Integrity
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +85,7 @@ class ServedModel:
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
 
-def load(version: Any, alias: str, cfg: DictConfig) -> ServedModel:
+def load(version: ModelVersion, alias: str, cfg: ServeConfig) -> ServedModel:
     """Load one registered version for serving: its verified ONNX twin, else its sklearn pipeline.
 
     Every file comes from the version's own artifacts and must be the one its manifest binds
@@ -108,7 +111,7 @@ def load(version: Any, alias: str, cfg: DictConfig) -> ServedModel:
                        dict(version.tags), predictor, integrity, card=card)
 
 
-def _card(version: Any, integrity: Integrity, folder: Path, label: str) -> str | None:
+def _card(version: ModelVersion, integrity: Integrity, folder: Path, label: str) -> str | None:
     """The model card the manifest binds (markdown); None when there is none or it cannot be
     read. A card that is not the bound one refuses the version (ModelRefused)."""
     from obesity.registry import card
@@ -127,7 +130,8 @@ def _card(version: Any, integrity: Integrity, folder: Path, label: str) -> str |
     return path.read_text(encoding="utf-8", errors="replace")
 
 
-def _bound_twin(version: Any, integrity: Integrity, folder: Path, label: str) -> OnnxPredictor | None:
+def _bound_twin(version: ModelVersion, integrity: Integrity, folder: Path,
+                label: str) -> OnnxPredictor | None:
     """The twin the manifest binds; None (and one warning) when its file cannot be read: the
     version's sklearn pipeline serves instead. A different file refuses the version."""
     try:
@@ -141,7 +145,8 @@ def _bound_twin(version: Any, integrity: Integrity, folder: Path, label: str) ->
     return OnnxPredictor(path.read_bytes())
 
 
-def _twin_made_now(version: Any, pipeline: Any, registry_cfg: Any, label: str) -> OnnxPredictor | None:
+def _twin_made_now(version: ModelVersion, pipeline: Any, registry_cfg: RegistryConfig,
+                   label: str) -> OnnxPredictor | None:
     """A version with no bound twin gets one in memory, converted from its checked pipeline and
     verified on its test split (nothing is written to the registry); None when it cannot be."""
     from obesity.model import onnx_twin

@@ -27,11 +27,11 @@ def main(stage: Any) -> None:
     import logging
     import sys
 
-    from obesity.config.compose import compose_saved
-    from obesity.environment import quiet_libraries
+    from obesity.config.compose import compose_saved, typed
+    from obesity.config.schemas import TrainConfig
     from obesity.errors import exit_on_error
+    from obesity.runtime import using
 
-    quiet_libraries()  # before MLflow is imported
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
-    with exit_on_error():
-        stage(compose_saved(PARAMS))
+    with using(), exit_on_error():  # the environment set before MLflow is imported
+        stage(typed(compose_saved(PARAMS), TrainConfig))

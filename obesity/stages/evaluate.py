@@ -7,9 +7,8 @@ per-class scores (a DVC bar plot).
 from __future__ import annotations
 
 import pandas as pd
-from omegaconf import DictConfig
 
-from obesity.config.schemas import feature_columns
+from obesity.config.schemas import TrainConfig, feature_columns
 from obesity.data.contract import CLASSES, TARGET
 from obesity.model import evaluate
 from obesity.model.files import load_file
@@ -18,7 +17,7 @@ from obesity.stages import MODEL_FILE, PREPARED, REPORTS, main, write_json
 TEST_METRICS = ("test_accuracy", "test_f1_macro")  # per class: reports/per_class.csv
 
 
-def evaluate_stage(cfg: DictConfig) -> None:
+def evaluate_stage(cfg: TrainConfig) -> None:
     model = load_file(MODEL_FILE)  # skops, with the reviewed types only
     test = pd.read_csv(PREPARED / "test.csv")
     X, y = test[feature_columns(cfg.data)], test[TARGET]

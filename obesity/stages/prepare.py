@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from omegaconf import DictConfig
-
+from obesity.config.schemas import TrainConfig
 from obesity.data.contract import TARGET
 from obesity.data.split import split_of
 from obesity.stages import PREPARED, REPORTS, main, write_json
 
 
-def prepare(cfg: DictConfig) -> None:
+def prepare(cfg: TrainConfig) -> None:
     dataset, split = split_of(cfg.data)
     PREPARED.mkdir(parents=True, exist_ok=True)
     for name, X, y in (("train", split.X_train, split.y_train), ("test", split.X_test, split.y_test)):

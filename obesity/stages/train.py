@@ -9,15 +9,14 @@ import re
 import zipfile
 from pathlib import Path
 
-from omegaconf import DictConfig
-
+from obesity.config.schemas import TrainConfig
 from obesity.stages import MODEL_FILE, REPORTS, main, write_json
 from obesity.training import job as training
 
 CV_METRICS = ("cv_accuracy_mean", "cv_accuracy_std", "cv_f1_macro_mean", "cv_f1_macro_std")
 
 
-def train_stage(cfg: DictConfig) -> None:
+def train_stage(cfg: TrainConfig) -> None:
     import skops.io
 
     result = training.run(cfg, overrides=["(dvc stage train: params.yaml)"])

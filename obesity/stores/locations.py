@@ -12,9 +12,12 @@ from __future__ import annotations
 import logging
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from obesity.errors import StoreError
+
+if TYPE_CHECKING:
+    from obesity.config.schemas import RegistryConfig
 
 log = logging.getLogger(__name__)
 DATABASES = ("sqlite", "postgresql", "mysql", "mariadb")
@@ -24,7 +27,7 @@ def backend(url: str) -> str:
     return url.split(":", 1)[0].split("+", 1)[0].lower()
 
 
-def uris(registry_cfg: Any) -> tuple[str, str | None]:
+def uris(registry_cfg: RegistryConfig) -> tuple[str, str | None]:
     """The tracking and registry URIs of a `registry` config, resolved (ConfigError naming the
     missing environment variable when they cannot be); imports nothing heavy."""
     from omegaconf.errors import InterpolationResolutionError

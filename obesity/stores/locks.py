@@ -19,11 +19,12 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from functools import cache
 from pathlib import Path
 from typing import Any
 
+from obesity.config.schemas import RegistryConfig
 from obesity.errors import ConfigError
+from obesity.runtime import current
 from obesity.stores.locations import DATABASES, backend
 
 log = logging.getLogger(__name__)
@@ -34,12 +35,18 @@ def _key(name: str) -> int:
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
 
 
-@cache
 def _engine(url: str) -> Any:
+    """The runtime's engine for `url` (disposed when the runtime closes)."""
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
 
-    return create_engine(url, poolclass=NullPool)  # the lock lives as long as its connection
+    runtime = current()
+    engines = runtime.caches.engines
+    if url not in engines:
+        # NullPool: a lock lives as long as its connection
+        engines[url] = create_engine(url, poolclass=NullPool)
+        runtime.on_close(engines[url].dispose)
+    return engines[url]
 
 
 _HELD = threading.local()  # the locks this thread holds: taking one again is a no-op
@@ -102,27 +109,23 @@ def _acquire(url: str, name: str) -> Iterator[None]:
             connection.execute(text(release), params)
 
 
-def _lock_url(reg: Any, allow_study: bool) -> str | None:
+def _lock_url(reg: RegistryConfig, allow_study: bool) -> str | None:
     """The database that holds this registry's locks: MLflow's own when it is one, else (for
     an MLflow server) the study database."""
     if backend(str(reg.tracking_uri)) in DATABASES:
         return str(reg.tracking_uri)
-    if allow_study and reg.get("study_storage"):
+    if allow_study and reg.study_storage:
         return str(reg.study_storage)
     return None
 
 
-_UNLOCKED_WARNED: set[str] = set()
-
-
-def registry_lock(reg: Any) -> AbstractContextManager:
+def registry_lock(reg: RegistryConfig) -> AbstractContextManager:
     """Serialise every alias move on `reg.model_name` across threads and processes."""
-    from obesity.stores.locks import db_lock
-
     url = _lock_url(reg, allow_study=True)
     if url is None:
-        if reg.model_name not in _UNLOCKED_WARNED:
-            _UNLOCKED_WARNED.add(reg.model_name)
+        warned = current().caches.warned
+        if f"unlocked:{reg.model_name}" not in warned:  # once per runtime
+            warned.add(f"unlocked:{reg.model_name}")
             log.warning("alias moves on %s are not serialised across processes: the MLflow store "
                         "is a server and no study storage is set (set OPTUNA_STORAGE)",
                         reg.model_name)
@@ -130,10 +133,8 @@ def registry_lock(reg: Any) -> AbstractContextManager:
     return db_lock(url, f"registry:{reg.model_name}")
 
 
-def creation_lock(reg: Any) -> AbstractContextManager:
+def creation_lock(reg: RegistryConfig) -> AbstractContextManager:
     """Held while a process first opens MLflow's store: two processes creating (migrating) a
     fresh store at once crash (`table ... already exists`). A server migrates its own."""
-    from obesity.stores.locks import db_lock
-
     url = _lock_url(reg, allow_study=False)
     return db_lock(url, "mlflow-store") if url else contextlib.nullcontext()

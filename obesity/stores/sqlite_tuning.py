@@ -14,12 +14,22 @@ import sqlite3
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from obesity.runtime import current
+
 
 def install() -> None:
-    """Tune every sqlite connection this process opens from now on (idempotent). Called where
-    the stores are opened, never on import: the listener is on every SQLAlchemy Engine."""
+    """Tune every sqlite connection this process opens from now on (idempotent), until the
+    runtime closes. Called where the stores are opened, never on import: the listener is on
+    every SQLAlchemy Engine."""
     if not event.contains(Engine, "connect", _tune_sqlite):
         event.listen(Engine, "connect", _tune_sqlite)
+        current().on_close(uninstall)
+
+
+def uninstall() -> None:
+    """Stop tuning new sqlite connections."""
+    if event.contains(Engine, "connect", _tune_sqlite):
+        event.remove(Engine, "connect", _tune_sqlite)
 
 
 def _tune_sqlite(dbapi_connection: object, connection_record: object) -> None:

@@ -12,11 +12,13 @@ from typing import Any
 import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig, OmegaConf
 
-from obesity.config.schemas import flatten, plain
+from obesity.config.compose import typed
+from obesity.config.schemas import RegistryConfig, TrainConfig
+from obesity.config.values import flatten, plain
 from obesity.environment import quiet_libraries
 from obesity.errors import StoreError, first_line
+from obesity.runtime import current
 from obesity.stores import locations, locks, sqlite_tuning
 
 # What loading a logged pipeline needs, pinned to the installed (uv.lock) versions and passed to
@@ -38,7 +40,7 @@ _MAX_PARAM_CHARS = 6000  # MLflow's limit on one param value
 RESOLVED_CONFIG = "config/resolved.yaml"  # every run's exact config: what a refit reruns
 
 
-def use_stores(registry_cfg: DictConfig) -> str:
+def use_stores(registry_cfg: RegistryConfig) -> str:
     """Point MLflow at the configured store (touching nothing yet) and return its URI."""
     quiet_libraries()
     sqlite_tuning.install()  # WAL for the embedded store
@@ -49,25 +51,23 @@ def use_stores(registry_cfg: DictConfig) -> str:
     return uri
 
 
-_OPENED: set[str] = set()  # stores this process has opened (MLflow keeps them, migrated)
-
-
-def client(registry_cfg: DictConfig) -> MlflowClient:
+def client(registry_cfg: RegistryConfig) -> MlflowClient:
     """An MlflowClient on the configured store.
 
     MLflow opens the store in the client's constructor, and migrates a fresh (empty) one there:
     the first client of a process is made under the creation lock, so a process opening the
     store while another creates it waits instead of migrating it twice."""
     uri = use_stores(registry_cfg)
-    if uri in _OPENED:
+    opened_stores = current().caches.opened_stores  # MLflow keeps them open, migrated
+    if uri in opened_stores:
         return MlflowClient()
     with locks.creation_lock(registry_cfg):
         opened = MlflowClient()
-    _OPENED.add(uri)
+    opened_stores.add(uri)
     return opened
 
 
-def setup(registry_cfg: DictConfig) -> str:
+def setup(registry_cfg: RegistryConfig) -> str:
     """Point MLflow at the configured store and return the experiment id (created if missing).
 
     An embedded store that cannot be opened fails at once (StoreError naming the file); a fresh
@@ -75,17 +75,15 @@ def setup(registry_cfg: DictConfig) -> str:
     """
     uri = use_stores(registry_cfg)
     key = (uri, registry_cfg.registry_uri, registry_cfg.experiment)
-    if key not in _EXPERIMENT_IDS:  # once per process: sweep workers run many trials
+    experiments = current().caches.experiments
+    if key not in experiments:  # once per runtime: sweep workers run many trials
         locations.check_sqlite(uri, "MLflow store", create=True)
         with locks.creation_lock(registry_cfg):
-            _EXPERIMENT_IDS[key] = _experiment_id(registry_cfg)
-    return _EXPERIMENT_IDS[key]
+            experiments[key] = _experiment_id(registry_cfg)
+    return experiments[key]
 
 
-_EXPERIMENT_IDS: dict[tuple, str] = {}
-
-
-def _experiment_id(registry_cfg: DictConfig) -> str:
+def _experiment_id(registry_cfg: RegistryConfig) -> str:
     mlflow_client = client(registry_cfg)  # setup holds the creation lock: re-entrant
     experiment = mlflow_client.get_experiment_by_name(registry_cfg.experiment)
     if experiment is not None:
@@ -102,7 +100,7 @@ def _experiment_id(registry_cfg: DictConfig) -> str:
         return experiment.experiment_id
 
 
-def config_params(cfg: DictConfig) -> dict[str, str]:
+def config_params(cfg: TrainConfig) -> dict[str, str]:
     """The resolved config (without Hydra's own node) as flat MLflow params."""
     container = plain(cfg)
     container.pop("hydra", None)
@@ -114,9 +112,16 @@ def param_value(value: Any) -> str:
     return text if len(text) <= _MAX_PARAM_CHARS else text[: _MAX_PARAM_CHARS - 3] + "..."
 
 
-@functools.lru_cache(maxsize=4)  # once per process: sweep workers run many trials
 def git_state(root: str | Path = ".") -> dict[str, str]:
-    """The commit the code runs at and whether the work tree differs from it."""
+    """The commit the code runs at and whether the work tree differs from it (asked once per
+    runtime: sweep workers run many trials)."""
+    known = current().caches.git
+    if str(root) not in known:
+        known[str(root)] = _git_state(root)
+    return known[str(root)]
+
+
+def _git_state(root: str | Path) -> dict[str, str]:
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
                               timeout=10, check=True).stdout.strip()
@@ -141,15 +146,17 @@ def kill_orphaned_runs(client: MlflowClient, experiment_id: str) -> list[str]:
     return killed
 
 
-def run_config(run_id: str) -> DictConfig:
-    """The resolved config a run was made with (its `config/resolved.yaml` artifact)."""
-    cfg = OmegaConf.create(mlflow.artifacts.load_text(f"runs:/{run_id}/{RESOLVED_CONFIG}"))
-    assert isinstance(cfg, DictConfig)  # the YAML of a mapping
-    return cfg
+def run_config(run_id: str) -> TrainConfig:
+    """The resolved config a run was made with (its `config/resolved.yaml` artifact), checked
+    against today's schemas (compose.recompose)."""
+    from obesity.config.compose import recompose
+
+    text = mlflow.artifacts.load_text(f"runs:/{run_id}/{RESOLVED_CONFIG}")
+    return typed(recompose(text, f"run {run_id}: {RESOLVED_CONFIG}"), TrainConfig)
 
 
 @contextlib.contextmanager
-def store_errors(registry_cfg: DictConfig) -> Iterator[None]:
+def store_errors(registry_cfg: RegistryConfig) -> Iterator[None]:
     """An MLflow error that reaches a user (an unreachable server, a request it refuses) as a
     StoreError naming the store, for the CLI's one-line exit."""
     try:

@@ -8,22 +8,32 @@ end it logs the study summary and plots and hands the best trial to promotion.
 
 from __future__ import annotations
 
+import copy
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
+from obesity.config.compose import typed
+from obesity.config.schemas import TrainConfig
 from obesity.sweep.context import PARENT_FILE
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 log = logging.getLogger(__name__)
 
 
-def _task_config(config: DictConfig) -> DictConfig:
-    """The job's config without Hydra's own node."""
-    return OmegaConf.masked_copy(config, [str(k) for k in config if k != "hydra"])
+def _task_config(config: DictConfig) -> TrainConfig:
+    """The job's config, without Hydra's own node (its dataclass has no place for it, and its
+    job-time values are missing while a multirun starts or ends)."""
+    task = copy.deepcopy(config)
+    with open_dict(task):
+        del task["hydra"]
+    return typed(task, TrainConfig)
 
 
 def warm_up_workers(config: DictConfig) -> None:
@@ -37,8 +47,8 @@ def warm_up_workers(config: DictConfig) -> None:
 
     from joblib import Parallel, delayed
 
-    from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
-    from obesity.config.schemas import plain
+    from obesity.compat.hydra_joblib_launcher import process_joblib_cfg
+    from obesity.config.values import plain
 
     joblib_cfg = plain(launcher)
     joblib_cfg.pop("_target_", None)
@@ -77,7 +87,7 @@ class SweepTracking(Callback):
 
         warm_up_workers(config)
         try:
-            preflight(config)  # bad values or data: one line now, not a FAILED run per trial
+            preflight(_task_config(config))  # bad values or data: one line now, not a FAILED run per trial
             # creates a fresh store under a lock: workers starting together do not race
             experiment_id = tracking.setup(config.registry)
         except ObesityError as exc:
@@ -144,7 +154,7 @@ class SweepTracking(Callback):
         client.set_terminated(parent, "FINISHED")
 
 
-def promote_study_once(client: Any, config: DictConfig, parent: str, study_name: str) -> None:
+def promote_study_once(client: MlflowClient, config: DictConfig, parent: str, study_name: str) -> None:
     """Promote the study's best trial once, however many workers share the study.
 
     Under the study's lock: while trials still run in other workers, this worker leaves the

@@ -8,17 +8,16 @@ to stop. The sweeper then tells the study PRUNED (obesity/sweep/study.py).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
 
+from obesity.config.schemas import TrainConfig
 from obesity.sweep.sweeper import build_pruner, pruner_active
 
 
-def fold_reporter(cfg: DictConfig) -> Callable[[int, float], bool] | None:
+def fold_reporter(cfg: TrainConfig) -> Callable[[int, float], bool] | None:
     """`(fold, running objective) -> stop?` for a trial of a sweep with a pruner, else None."""
     if cfg.trial is None or not HydraConfig.initialized():
         return None
@@ -41,11 +40,15 @@ def fold_reporter(cfg: DictConfig) -> Callable[[int, float], bool] | None:
     return report
 
 
-@functools.cache  # one storage (connection pool) per worker process, however many trials it runs
 def _storage(url: str) -> Any:
+    """One storage (connection pool) per runtime, however many trials a worker runs."""
     import optuna
 
+    from obesity.runtime import current
     from obesity.stores import sqlite_tuning
 
-    sqlite_tuning.install()  # a trial's own connection to the study file
-    return optuna.storages.get_storage(url)
+    storages = current().caches.study_storages
+    if url not in storages:
+        sqlite_tuning.install()  # a trial's own connection to the study file
+        storages[url] = optuna.storages.get_storage(url)
+    return storages[url]

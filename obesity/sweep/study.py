@@ -21,10 +21,10 @@ from typing import Any
 import optuna
 from omegaconf import OmegaConf
 from optuna.storages import RDBStorage
-from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import Trial, TrialState
 
-from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
+from obesity.compat.hydra_optuna_sweeper_impl import OptunaSweeperImpl, create_params_from_overrides
+from obesity.compat.optuna_storage import record_heartbeat
 from obesity.errors import StoreError
 from obesity.stores import locations
 from obesity.stores.locks import db_lock
@@ -67,24 +67,17 @@ def fail_stale_trials(study: optuna.Study, grace_period: float) -> list[int]:
     return sorted(t.number for t in running if t.number in failed)
 
 
-def _storage_of(study: optuna.Study) -> BaseHeartbeat:
-    """The study's storage, made by `storage` (Optuna wraps it in a cache that beats through)."""
-    assert isinstance(study._storage, BaseHeartbeat), type(study._storage)
-    return study._storage
-
-
 @contextlib.contextmanager
 def beating(study: optuna.Study, trials: Sequence[Trial], interval: float) -> Iterator[None]:
     """Record a heartbeat for `trials` every `interval` s while the block runs (the launcher
     runs them, maybe in other processes): the proof, for other workers, that they are alive."""
     stop = threading.Event()
-    beat = _storage_of(study).record_heartbeat
 
     def run() -> None:
         while True:
             for trial in trials:
                 with contextlib.suppress(Exception):  # a missed beat is retried next interval
-                    beat(trial._trial_id)
+                    record_heartbeat(study, trial)
             if stop.wait(interval):
                 return
 
@@ -183,7 +176,7 @@ class ResumableSweeperImpl(OptunaSweeperImpl):
                         self._reseed(study, len(every) + len(trials))
                         trials.append(study.ask())
                 for trial in trials:  # beating before the lock is released: others count them
-                    _storage_of(study).record_heartbeat(trial._trial_id)
+                    record_heartbeat(study, trial)
                     trial.set_user_attr(BEATS, self.heartbeat.interval)
             if not trials:
                 elsewhere = [t.number for t in taken if t.state == TrialState.RUNNING]

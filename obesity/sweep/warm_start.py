@@ -13,6 +13,8 @@ from typing import Any
 import optuna
 from omegaconf import DictConfig, OmegaConf
 
+from obesity.compat.optuna_distributions import holds
+
 log = logging.getLogger(__name__)
 
 
@@ -33,7 +35,7 @@ def enqueue_champion(study: optuna.Study, config: DictConfig, space: dict[str, A
                      study.study_name, reg.model_name, reg.champion_alias, champion.version,
                      *family)
             return
-        trained = tracking.run_config(champion.run_id)
+        trained = OmegaConf.structured(tracking.run_config(champion.run_id))
     except Exception as exc:  # no registry yet, unreadable artifacts: a cold start
         log.info("study %s: no warm start (%s: %s)", study.study_name, type(exc).__name__, exc)
         return
@@ -54,11 +56,7 @@ def champion_params(trained: DictConfig, space: dict[str, Any], custom: str | No
     sampled: list[str] = []
     for name, distribution in space.items():
         value = OmegaConf.select(trained, name, default=None)
-        try:
-            held = value is not None and distribution._contains(distribution.to_internal_repr(value))
-        except (ValueError, TypeError):
-            held = False
-        if held:
+        if holds(distribution, value):
             params[name] = value
         else:
             sampled.append(f"{name}={value}")

@@ -2,7 +2,7 @@
 
 A sweep's end refits its best trial from that trial's own resolved config: the same model, the
 same data file, the same folds and seed. Its CV would be the trial's again, fold for fold (CV is
-deterministic here; tests/test_train.py checks that a config reruns to the same figures), so the
+deterministic here; tests/integration/test_train.py checks that a config reruns to the same figures), so the
 refit takes the trial's CV from this record instead of fitting every fold a second time.
 """
 
