@@ -1,4 +1,4 @@
-"""Fixtures every test may use, and the order the two xdist workers take the test files in.
+"""Fixtures every test may use, and how the two xdist workers share the tests.
 
 Shared helpers are in tests/helpers/ (imported by name); fixtures of integration tests only
 (real runs, real sweeps) are in tests/integration/conftest.py.
@@ -24,8 +24,10 @@ def lines() -> list[str]:
     return RAW_CSV.read_text().splitlines()
 
 # Seconds each test file took (setup, call, teardown), written by `pytest --record-durations`.
-# The workers take the longest files first (--dist loadfile), so a long file started last
-# cannot leave one worker alone at the end; a file not yet recorded counts as the longest.
+# The workers take the longest files first, so a long file started last cannot leave one worker
+# alone at the end; a file not yet recorded counts as the longest. An integration file runs on
+# one worker (its module fixtures: one real model, one server); unit tests go one by one
+# (--dist loadgroup).
 DURATIONS = Path(__file__).with_name("durations.json")
 
 
@@ -34,6 +36,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help=f"write each test file's seconds to {DURATIONS.name} (the workers' order)")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     known: dict[str, float] = json.loads(DURATIONS.read_text()) if DURATIONS.is_file() else {}
 
@@ -41,6 +44,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return -known.get(item.nodeid.split("::")[0], float("inf"))
 
     items.sort(key=rank)  # stable: tests keep their order inside a file
+    for item in items:
+        if "integration" in item.path.parts:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
 
 _SPENT: defaultdict[str, float] = defaultdict(float)
