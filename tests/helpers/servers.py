@@ -50,3 +50,13 @@ def serving(outputs: Path, *overrides: str, until: str = "/ready") -> Iterator[s
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+
+
+def metric_value(text: str, name: str) -> float:
+    """A sample's value in Prometheus' text format (0 when absent). The counters are the
+    process's: a test compares a value with its own earlier reading, never with 0."""
+    for line in text.splitlines():
+        key, _, value = line.rpartition(" ")
+        if key == name:
+            return float(value)
+    return 0.0

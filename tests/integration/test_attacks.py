@@ -17,6 +17,7 @@ from obesity.serving.app import create_app
 from tests.helpers import (
     compose_serve,
     compose_train,
+    metric_value,
     mlflow_client,
     register,
     registry_cli,
@@ -278,6 +279,9 @@ def test_a_model_file_put_back_is_served_without_a_restart(registry):
 
 def test_every_error_answer_is_valid_json_with_a_request_id_and_counted(registry):
     with TestClient(app=create_app(compose_serve(registry))) as http:
+        unrouted = ['obesity_http_unrouted_requests_total{method="GET",status_code="404"}',
+                    'obesity_http_unrouted_requests_total{method="DELETE",status_code="405"}']
+        before = http.get("/metrics").text  # the counters are the process's: counted from here
         answers = {
             "surrogate": http.post("/predict", content=b'{"\\ud800":1}',
                                    headers={"content-type": "application/json"}),
@@ -295,8 +299,7 @@ def test_every_error_answer_is_valid_json_with_a_request_id_and_counted(registry
         mine = http.get("/nowhere", headers={"X-Request-ID": "mine-404"})
         assert mine.headers["x-request-id"] == "mine-404"
         scraped = http.get("/metrics").text
-        assert 'obesity_http_unrouted_requests_total{method="GET",status_code="404"}' in scraped
-        assert 'obesity_http_unrouted_requests_total{method="DELETE",status_code="405"}' in scraped
+        assert [metric_value(scraped, m) - metric_value(before, m) for m in unrouted] == [2, 1]
         csv = http.post("/predict/csv", content=b"Gender\n", headers={"content-type": "text/csv"})
         assert csv.headers["x-request-id"]
 

@@ -31,6 +31,7 @@ from tests.helpers import (
     compose_monitor,
     compose_serve,
     compose_train,
+    metric_value,
     mlflow_client,
     other_population,
     register,
@@ -88,6 +89,8 @@ def test_labels_over_http_reach_the_store_and_bad_ones_are_refused(served, token
         one = client.post("/predict", json=rows[0]).headers["x-request-id"]
         batch, _ = predict(client, rows)
         before = labels_in(served)
+        normal = 'obesity_feedback_labels_total{label="Normal_Weight"}'
+        normal_before = metric_value(client.get("/metrics").text, normal)
 
         def refused(path: str, body, status: int, *said: str, headers=AUTH, **kw) -> None:
             send = {"content": body, "headers": {**headers, "content-type": "text/csv"}} \
@@ -129,7 +132,7 @@ def test_labels_over_http_reach_the_store_and_bad_ones_are_refused(served, token
         csv = f"request_id,label,row\n{batch},Normal_Weight,0\n{batch},Obesity_Type_III,2\n"
         answer = client.post("/feedback/csv", content=csv, headers={**AUTH, "content-type": "text/csv"})
         assert answer.status_code == 201 and answer.json()["stored"] == 2
-        assert 'obesity_feedback_labels_total{label="Normal_Weight"} 2.0' in client.get("/metrics").text
+        assert metric_value(client.get("/metrics").text, normal) == normal_before + 2
     stored = labels_in(served)
     assert [(label, replaced) for _, label, replaced in stored[len(before) - 1:]] == [
         ("Obesity_Type_I", 1), ("Normal_Weight", 0), ("Normal_Weight", 0), ("Obesity_Type_III", 0)]

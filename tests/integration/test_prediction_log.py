@@ -19,7 +19,7 @@ from obesity.data.contract import CLASSES, FEATURE_NAMES
 from obesity.data.split import split_of
 from obesity.serving.app import create_app
 from obesity.testing import local_servers
-from tests.helpers import ROOT, compose_serve, register, wait_until
+from tests.helpers import ROOT, compose_serve, metric_value, register, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -92,11 +92,11 @@ def test_a_full_buffer_drops_and_counts_and_never_blocks(registry, rows, tmp_pat
     cfg = compose_serve(registry, f"registry.prediction_log={url}", "monitor.buffer_rows=5",
                     "monitor.flush_interval_s=3600")
     with TestClient(app=create_app(cfg)) as client:
-        before = _metric(client.get("/metrics").text, "obesity_prediction_log_dropped_rows_total")
+        before = metric_value(client.get("/metrics").text, "obesity_prediction_log_dropped_rows_total")
         answer = client.post("/predict/batch", json={"rows": rows[:8]})
         assert answer.status_code == 200 and len(answer.json()["predictions"]) == 8
         text = client.get("/metrics").text
-        assert _metric(text, "obesity_prediction_log_dropped_rows_total") == before + 3
+        assert metric_value(text, "obesity_prediction_log_dropped_rows_total") == before + 3
     assert len(logged(url)) == 5
 
 
@@ -165,20 +165,12 @@ def test_metrics_count_requests_and_predictions_by_class_and_version(registry, r
     for cls in set(answers):
         name = (f'obesity_predictions_total{{model="obesity_full",predicted_class="{cls}",'
                 f'version="1"}}')
-        assert _metric(text, name) - _metric(before, name) == answers.count(cls)
+        assert metric_value(text, name) - metric_value(before, name) == answers.count(cls)
     assert 'obesity_served_version{alias="champion",backend=' in text
     ok = 'obesity_http_requests_total{app_name="obesity",method="POST",path="/predict",status_code="200"}'
     bad = ok.replace('"200"', '"400"')
-    assert _metric(text, ok) - _metric(before, ok) == 12 and _metric(text, bad) - _metric(before, bad) == 1
-
-
-def _metric(text: str, name: str) -> float:
-    """A sample's value in Prometheus' text format (0 when absent)."""
-    for line in text.splitlines():
-        key, _, value = line.rpartition(" ")
-        if key == name:
-            return float(value)
-    return 0.0
+    assert metric_value(text, ok) - metric_value(before, ok) == 12
+    assert metric_value(text, bad) - metric_value(before, bad) == 1
 
 
 @pytest.mark.slow

@@ -182,6 +182,7 @@ def test_a_trial_left_running_by_a_dead_worker_on_another_host_is_retried_and_pr
     grace_period: failed, the beating one retried, and the study's best is promoted."""
     import optuna
 
+    from obesity.compat.optuna_storage import record_heartbeat
     from obesity.sweep.study import BEATS, storage
     from obesity.sweep.sweeper import Heartbeat
 
@@ -189,7 +190,7 @@ def test_a_trial_left_running_by_a_dead_worker_on_another_host_is_retried_and_pr
     study = optuna.create_study(study_name="sweep-lr_data-full", direction="maximize",
                                 storage=storage(url, Heartbeat(1, 2, 2)))
     dead = study.ask()
-    study._storage.record_heartbeat(dead._trial_id)
+    record_heartbeat(study, dead)
     dead.set_user_attr(BEATS, 1)
     dead.set_user_attr("owner", "another-host:1")
     legacy = study.ask()  # no heartbeat at all
