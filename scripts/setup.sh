@@ -3,6 +3,9 @@
 #   1. a pinned uv in .tools/ (its own venv: nothing touches the system Python),
 #   2. the locked environment in .venv/ (exactly uv.lock, the project installed editable),
 #   3. the DVC-tracked raw data (from the remote in .dvc/config: ../shared/dvc-store here).
+# `--docker` also makes a Docker daemon and Compose ready (tests/docker, docs/deploy.md):
+# Debian's docker.io and docker-compose when there is no daemon, and the base images
+# (scripts/docker_base.sh) when no registry can give them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,3 +35,22 @@ UV_PYTHON_DOWNLOADS=never .tools/bin/uv sync --frozen --compile-bytecode --pytho
 # Only the raw data: the pipeline's outputs (dvc.lock) are made by `dvc repro`, not pulled.
 .venv/bin/dvc pull --quiet data/raw/ObesityDataSet_raw_and_data_sinthetic.csv.dvc
 echo "setup: .venv ready ($(.venv/bin/python --version)), data: $(md5sum data/raw/*.csv | cut -d' ' -f1)"
+
+if [ "${1:-}" = --docker ]; then
+  SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+  PACKAGES=()
+  command -v dockerd >/dev/null || docker info >/dev/null 2>&1 || PACKAGES+=(docker.io)
+  docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null || PACKAGES+=(docker-compose)
+  command -v debootstrap >/dev/null || PACKAGES+=(debootstrap)
+  if [ ${#PACKAGES[@]} -gt 0 ]; then
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${PACKAGES[@]}" >/dev/null
+  fi
+  if ! docker info >/dev/null 2>&1; then  # installed but not running (no init system here)
+    $SUDO sh -c 'nohup dockerd >/var/log/dockerd.log 2>&1 &'
+    for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+    docker info >/dev/null 2>&1 || { echo "setup: dockerd did not start (/var/log/dockerd.log)" >&2; exit 1; }
+  fi
+  $SUDO bash scripts/docker_base.sh
+  echo "setup: docker ready ($(docker version --format '{{.Server.Version}}'))"
+fi

@@ -85,3 +85,18 @@ def test_paths_that_end_before_a_run_import_no_mlflow_sklearn_or_onnxruntime(tmp
     proc = subprocess.run([sys.executable, "-c", IMPORTS_OF, module, f"paths.outputs={tmp_path}",
                            *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert "HEAVY []" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+def test_python_dash_m_obesity_runs_each_entrypoint_by_name():
+    """The container image's entrypoint: `python -m obesity train ...` is `python -m obesity.train ...`."""
+    def obesity(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "obesity", *args], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
+
+    shown = obesity("train", "model=hgb", "--cfg", "job")
+    assert shown.returncode == 0 and OmegaConf.create(shown.stdout).model.name == "hgb"
+    wrong = obesity("train", "model.max_dept=3")
+    assert wrong.returncode == 1 and "model.max_dept: no such key" in wrong.stderr
+    assert obesity("registry", "--help").stdout.startswith("usage: python -m obesity.registry")
+    unknown = obesity("nope")
+    assert unknown.returncode == 2 and "usage: python -m obesity {train,serve" in unknown.stderr
