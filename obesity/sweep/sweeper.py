@@ -99,9 +99,11 @@ class StudySweeperConf(OptunaSweeperConf):
 
 def register() -> None:
     """`hydra/sweeper=study` in Hydra's ConfigStore: called by hydra_plugins/obesity_sweeper.py
-    when Hydra scans its plugins (never on import of this module)."""
-    ConfigStore.instance().store(group="hydra/sweeper", name="study", node=StudySweeperConf,
-                                 provider="obesity")
+    when Hydra scans its plugins (never on import of this module); once: a process that scans
+    again (a Ray or joblib worker) finds it there."""
+    store = ConfigStore.instance()
+    if "study.yaml" not in store.repo.get("hydra", {}).get("sweeper", {}):
+        store.store(group="hydra/sweeper", name="study", node=StudySweeperConf, provider="obesity")
 
 
 def _build(sampler_cfg: Any, partial: bool) -> Any:

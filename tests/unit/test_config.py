@@ -152,3 +152,13 @@ def test_the_forest_sweeps_share_one_search_space():
     assert rf.hydra.sweeper.params == et.hydra.sweeper.params
     assert "model.criterion" in rf.hydra.sweeper.params
     assert rf.hydra.sweeper.custom_search_space == "obesity.sweep.search_spaces.forest"
+
+
+def test_a_process_that_scans_the_plugins_again_registers_the_sweeper_quietly(recwarn):
+    """A Ray or joblib worker scans Hydra's plugins again: Hydra 1.4 warns on a second
+    registration of one name, and 1.5 refuses it."""
+    from obesity.sweep import sweeper
+
+    sweeper.register()
+    sweeper.register()
+    assert not [w for w in recwarn if "already registered" in str(w.message)]
