@@ -18,11 +18,14 @@ if [ "$(.tools/bin/uv --version 2>/dev/null | cut -d' ' -f2)" != "$UV_VERSION" ]
   .tools/bin/python -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
 fi
 # Real servers the tests start, from Debian's packages, installed once (needs root or sudo):
-# PostgreSQL (pytest -k postgres) and Chromium, which Playwright drives headless (tests/integration/test_page.py;
-# never `playwright install`, which would download a browser of its own).
+# PostgreSQL (pytest -k postgres), Chromium, which Playwright drives headless
+# (tests/integration/test_page.py; never `playwright install`, which would download a browser of
+# its own), and SLURM with munge for a one-node cluster (tests/cluster).
 PACKAGES=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || PACKAGES+=(postgresql)
 [ -x /usr/bin/chromium ] || PACKAGES+=(chromium)
+command -v slurmctld >/dev/null || PACKAGES+=(slurm-wlm)
+command -v munged >/dev/null || PACKAGES+=(munge)
 if [ ${#PACKAGES[@]} -gt 0 ]; then
   SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
   $SUDO apt-get update -qq
@@ -31,7 +34,9 @@ fi
 # --frozen: install exactly the lock, fail rather than re-resolve; never download an interpreter.
 # --compile-bytecode: this environment (like many CI images) sets PYTHONDONTWRITEBYTECODE=1, so
 # without it every process compiles mlflow, sklearn, pandas... from source (seconds per import).
-UV_PYTHON_DOWNLOADS=never .tools/bin/uv sync --frozen --compile-bytecode --python "$PYTHON" --quiet
+# The `slurm` extra too: tests/cluster runs sweeps through hydra/launcher=slurm.
+UV_PYTHON_DOWNLOADS=never .tools/bin/uv sync --frozen --compile-bytecode --extra slurm \
+  --python "$PYTHON" --quiet
 # Only the raw data: the pipeline's outputs (dvc.lock) are made by `dvc repro`, not pulled.
 .venv/bin/dvc pull --quiet data/raw/ObesityDataSet_raw_and_data_sinthetic.csv.dvc
 echo "setup: .venv ready ($(.venv/bin/python --version)), data: $(md5sum data/raw/*.csv | cut -d' ' -f1)"

@@ -1,4 +1,5 @@
-"""Throwaway PostgreSQL and MLflow tracking servers on loopback, for tests and benchmarks.
+"""Throwaway PostgreSQL and MLflow tracking servers and a one-node SLURM cluster on loopback, for
+tests and benchmarks.
 
     python -m obesity.testing.local_servers      # start both, print the env vars to use, Ctrl-C stops
 
@@ -105,6 +106,79 @@ def mlflow_server(backend_uri: str, artifacts: Path, workers: int = 2) -> Iterat
     finally:
         _stop(server)
 
+
+
+SLURM_CONF = """ClusterName=obesity-local
+SlurmctldHost=localhost(127.0.0.1)
+SlurmctldPort={ctld_port}
+SlurmdPort={d_port}
+CommunicationParameters=NoCtldInAddrAny,NoInAddrAny
+SlurmUser=root
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket={home}/munge.socket
+StateSaveLocation={home}/state
+SlurmdSpoolDir={home}/spool
+SlurmctldPidFile={home}/slurmctld.pid
+SlurmdPidFile={home}/slurmd.pid
+SlurmctldLogFile={home}/slurmctld.log
+SlurmdLogFile={home}/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+MpiDefault=none
+ReturnToService=2
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+JobCompType=jobcomp/none
+NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memory_mb} State=UNKNOWN
+PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+"""
+
+
+@contextlib.contextmanager
+def slurm_cluster(cpus: int = 2, memory_mb: int = 8000) -> Iterator[dict[str, str]]:
+    """A one-node SLURM cluster (Debian's slurm-wlm and munge; root: slurmd runs jobs as their
+    users) with every daemon on 127.0.0.1 and its files in a tmp dir; yields the environment
+    that points `sbatch`, `squeue`, `scancel` and submitit at it (SLURM_CONF)."""
+    if os.geteuid() != 0 or not shutil.which("slurmctld") or not shutil.which("munged"):
+        raise RuntimeError("a local SLURM cluster needs root and Debian's slurm-wlm and munge "
+                           "(bash scripts/setup.sh installs them)")
+    home = Path(tempfile.mkdtemp(prefix="obesity-slurm-"))
+    for folder in ("state", "spool"):
+        (home / folder).mkdir()
+    key = home / "munge.key"
+    key.write_bytes(os.urandom(1024))
+    key.chmod(0o600)
+    conf = home / "slurm.conf"
+    conf.write_text(SLURM_CONF.format(home=home, ctld_port=free_port(), d_port=free_port(),
+                                      cpus=cpus, memory_mb=memory_mb))
+    env = {**VENV_ENV, "SLURM_CONF": str(conf)}
+    started = []
+    try:
+        for command in (
+                ["munged", "--foreground", "--force", f"--socket={home}/munge.socket",
+                 f"--key-file={key}", f"--log-file={home}/munged.log",
+                 f"--pid-file={home}/munged.pid", f"--seed-file={home}/munged.seed"],
+                ["slurmctld", "-D", "-f", str(conf)],
+                ["slurmd", "-D", "-N", "localhost", "-f", str(conf)]):
+            started.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                            stderr=subprocess.STDOUT, text=True))
+            if command[0] == "munged":
+                wait_for(lambda: (home / "munge.socket").exists(), "munged", started[-1])
+
+        def idle() -> bool:
+            state = subprocess.run(["sinfo", "-h", "-o", "%T"], env=env, capture_output=True,
+                                   text=True, timeout=10).stdout.strip()
+            return state == "idle"
+
+        wait_for(idle, "slurmd", started[-1], timeout=60)
+        yield env
+    finally:
+        for proc in reversed(started):
+            _stop(proc)
+        shutil.rmtree(home, ignore_errors=True)
 
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory(prefix="obesity-artifacts-") as artifacts, postgres() as pg, \
