@@ -12,12 +12,12 @@ import sys
 
 COMMANDS = {"train": "obesity.train", "serve": "obesity.serve", "monitor": "obesity.monitor",
             "registry": "obesity.registry", "feedback": "obesity.feedback"}
+USAGE = f"usage: python -m obesity {{{','.join(COMMANDS)}}} [ARGS...]"
 
 
 def main(argv: list[str]) -> None:
     if not argv or argv[0] not in COMMANDS:
-        print(f"usage: python -m obesity {{{','.join(COMMANDS)}}} [ARGS...]\n"
-              f"{__doc__.split(chr(10) + chr(10))[1]}", file=sys.stderr)
+        print(f"{USAGE}\n{__doc__}", file=sys.stderr)
         raise SystemExit(0 if argv[:1] in (["-h"], ["--help"]) else 2)
     module = COMMANDS[argv[0]]
     sys.argv = [f"python -m {module}", *argv[1:]]  # what the command sees, as if run directly

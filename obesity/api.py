@@ -43,8 +43,7 @@ def load_data(cfg: DictConfig | TrainConfig | None = None) -> pd.DataFrame:
     from obesity.data.load import load_dataset
 
     cfg = cfg if cfg is not None else compose()
-    with using():
-        return load_dataset(cfg.data.path).frame.copy()  # a copy: a cache stays untouched
+    return load_dataset(cfg.data.path).frame.copy()  # a copy: a started runtime's cache stays untouched
 
 
 def load_champion(cfg: DictConfig | TrainConfig | None = None, alias: str | None = None) -> Any:

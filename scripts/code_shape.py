@@ -36,6 +36,8 @@ def main() -> None:
     parser.add_argument("checkout", nargs="?", type=Path, default=ROOT)
     parser.add_argument("--longest", type=int, default=8)
     args = parser.parse_args()
+    if not (args.checkout / "obesity").is_dir():
+        parser.error(f"{args.checkout}: no obesity/ package there (give a checkout of this project)")
     found = functions(args.checkout / "obesity")
     typed = [annotations(node) for _, node in found]
     with_dictconfig = sum(any("DictConfig" in a for a in t) for t in typed)

@@ -185,6 +185,8 @@ def main() -> int:
     parser.add_argument("package", nargs="?", type=Path, default=ROOT / "obesity")
     parser.add_argument("--json", action="store_true", help="print the module graph as JSON")
     args = parser.parse_args()
+    if not (args.package / "__init__.py").is_file():
+        parser.error(f"{args.package}: not a Python package (no __init__.py)")
     edges = graph(args.package.resolve())
     if args.json:
         print(json.dumps({k: sorted(v) for k, v in sorted(edges.items())}, indent=1))

@@ -55,7 +55,6 @@ from obesity.serving.schema import (
     Prediction,
     RowPrediction,
 )
-from obesity.stores import locations
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +244,6 @@ def create_app(cfg: ServeConfig) -> Litestar:
     """The service for `cfg` (configs/serve.yaml): model name/alias, limits, reload interval.
     ConfigError, listing every bad value, before anything listens."""
     config_checks.check(cfg)
-    locations.uris(cfg.registry)  # a missing env var fails now; mlflow loads with the first model
     tokens = auth.load_tokens(cfg.auth)  # a short token or an unreadable file fails now
     if not tokens:
         log.warning("POST /feedback answers 403: no token is configured (set %s or "

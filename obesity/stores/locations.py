@@ -12,12 +12,8 @@ from __future__ import annotations
 import logging
 import sqlite3
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from obesity.errors import StoreError
-
-if TYPE_CHECKING:
-    from obesity.config.schemas import RegistryConfig
 
 log = logging.getLogger(__name__)
 DATABASES = ("sqlite", "postgresql", "mysql", "mariadb")
@@ -25,20 +21,6 @@ DATABASES = ("sqlite", "postgresql", "mysql", "mariadb")
 
 def backend(url: str) -> str:
     return url.split(":", 1)[0].split("+", 1)[0].lower()
-
-
-def uris(registry_cfg: RegistryConfig) -> tuple[str, str | None]:
-    """The tracking and registry URIs of a `registry` config, resolved (ConfigError naming the
-    missing environment variable when they cannot be); imports nothing heavy."""
-    from omegaconf.errors import InterpolationResolutionError
-
-    from obesity.errors import ConfigError
-
-    try:
-        return str(registry_cfg.tracking_uri), registry_cfg.registry_uri
-    except InterpolationResolutionError as exc:  # e.g. registry=server without its env var
-        raise ConfigError(f"registry={registry_cfg.name} needs its environment (set it, or use "
-                          f"registry=local): {exc}") from None
 
 
 def redact(url: str) -> str:

@@ -44,7 +44,8 @@ def use_stores(registry_cfg: RegistryConfig) -> str:
     """Point MLflow at the configured store (touching nothing yet) and return its URI."""
     quiet_libraries()
     sqlite_tuning.install()  # WAL for the embedded store
-    uri, registry_uri = locations.uris(registry_cfg)
+    # resolved already: config.compose.typed named a missing environment variable
+    uri, registry_uri = registry_cfg.tracking_uri, registry_cfg.registry_uri
     mlflow.set_tracking_uri(uri)
     if registry_uri:
         mlflow.set_registry_uri(registry_uri)

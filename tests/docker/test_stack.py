@@ -8,6 +8,7 @@ one study are two hosts: one is killed mid-trial, the other finishes the study a
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -27,10 +28,7 @@ IMAGE = "obesity:test"
 # What the image is built from (the Dockerfile's COPYs; .dockerignore allows only these)
 CONTEXT = ["Dockerfile", ".dockerignore", "pyproject.toml", "uv.lock", "README.md", "configs",
            "hydra_plugins", "obesity", "docker/ca"]
-PERSON = {"Gender": "Female", "Age": 21, "Height": 1.62, "Weight": 64,
-          "family_history_with_overweight": "yes", "FAVC": "no", "FCVC": 2, "NCP": 3,
-          "CAEC": "Sometimes", "SMOKE": "no", "CH2O": 2, "SCC": "no", "FAF": 0, "TUE": 1,
-          "CALC": "no", "MTRANS": "Public_Transportation"}
+PERSON = json.loads((ROOT / "docs" / "person.json").read_text())  # the README's curl sends it
 # small but real: the real data, the real pipeline
 SWEEP = ["-m", "sweep=rf", "hydra.sweeper.n_trials=2", "cv_folds=2", "model.n_estimators=20"]
 
