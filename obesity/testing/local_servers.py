@@ -1,5 +1,5 @@
-"""Throwaway PostgreSQL and MLflow tracking servers and a one-node SLURM cluster on loopback, for
-tests and benchmarks.
+"""Throwaway PostgreSQL and MLflow tracking servers, a one-node SLURM cluster and a two-node Ray
+cluster on loopback, for tests and benchmarks.
 
     python -m obesity.testing.local_servers      # start both, print the env vars to use, Ctrl-C stops
 
@@ -10,6 +10,7 @@ dir; as root the server runs as the `postgres` user (it refuses to run as root).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import glob
 import os
 import shutil
@@ -17,9 +18,12 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 VENV_ENV = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true",
             # mlflow starts its web server by name: the venv's bin must be on PATH
@@ -32,12 +36,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(check: Callable[[], bool], what: str, proc: subprocess.Popen,
+def _listening(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+
+
+def start(command: list[str], log: Path, **kwargs: Any) -> subprocess.Popen:
+    """A server process writing its output to `log`: a pipe that nobody reads fills up and
+    stalls the server mid-request (an mlflow server's access log did)."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, **kwargs)
+
+
+def wait_for(check: Callable[[], bool], what: str, proc: subprocess.Popen, log: Path | None = None,
              timeout: float = 180, interval: float = 0.3) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited:\n{proc.stdout.read() if proc.stdout else ''}")
+            said = log.read_text(errors="replace")[-4000:] if log and log.exists() else ""
+            raise RuntimeError(f"{what} exited:\n{said}")
         with contextlib.suppress(Exception):
             if check():
                 return
@@ -69,13 +86,13 @@ def postgres(databases: tuple[str, ...] = ("optuna", "mlflow")) -> Iterator[str]
     subprocess.run([*as_postgres, str(bin_dir / "initdb"), "-D", str(home / "db"), "-U",
                     "postgres", "--auth=trust", "-E", "UTF8"], check=True, capture_output=True)
     port = free_port()
-    server = subprocess.Popen(
+    log = home / "postgres.log"
+    server = start(
         [*as_postgres, str(bin_dir / "postgres"), "-D", str(home / "db"), "-h", "127.0.0.1",
-         "-p", str(port), "-k", str(home), "-c", "fsync=off", "-c", "max_connections=200"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+         "-p", str(port), "-k", str(home), "-c", "fsync=off", "-c", "max_connections=200"], log)
     url = f"postgresql://postgres@127.0.0.1:{port}"
     try:
-        wait_for(lambda: psycopg2.connect(f"{url}/postgres").close() is None, "postgres", server)
+        wait_for(lambda: psycopg2.connect(f"{url}/postgres").close() is None, "postgres", server, log)
         connection = psycopg2.connect(f"{url}/postgres")
         connection.autocommit = True
         for database in databases:
@@ -93,18 +110,20 @@ def mlflow_server(backend_uri: str, artifacts: Path, workers: int = 2) -> Iterat
     import httpx
 
     port = free_port()
-    server = subprocess.Popen(
+    home = Path(tempfile.mkdtemp(prefix="obesity-mlflow-"))
+    log = home / "server.log"
+    server = start(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
          "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(workers)],
-        env=VENV_ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+         "--workers", str(workers)], log, env=VENV_ENV)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: httpx.get(f"{url}/health", timeout=2).status_code == 200,
-                 "mlflow server", server)
+                 "mlflow server", server, log)
         yield url
     finally:
         _stop(server)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 
@@ -163,22 +182,131 @@ def slurm_cluster(cpus: int = 2, memory_mb: int = 8000) -> Iterator[dict[str, st
                  f"--pid-file={home}/munged.pid", f"--seed-file={home}/munged.seed"],
                 ["slurmctld", "-D", "-f", str(conf)],
                 ["slurmd", "-D", "-N", "localhost", "-f", str(conf)]):
-            started.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                                            stderr=subprocess.STDOUT, text=True))
+            started.append(start(command, home / f"{command[0]}.out", env=env))
             if command[0] == "munged":
-                wait_for(lambda: (home / "munge.socket").exists(), "munged", started[-1])
+                wait_for(lambda: (home / "munge.socket").exists(), "munged", started[-1],
+                         home / "munged.log")
 
         def idle() -> bool:
             state = subprocess.run(["sinfo", "-h", "-o", "%T"], env=env, capture_output=True,
                                    text=True, timeout=10).stdout.strip()
             return state == "idle"
 
-        wait_for(idle, "slurmd", started[-1], timeout=60)
+        wait_for(idle, "slurmd", started[-1], home / "slurmd.log", timeout=60)
         yield env
     finally:
         for proc in reversed(started):
             _stop(proc)
         shutil.rmtree(home, ignore_errors=True)
+
+
+_CLONE_NEWNET = 0x40000000
+
+
+@contextlib.contextmanager
+def loopback_only_network() -> Iterator[None]:
+    """This thread, and every process it starts, in a network namespace of its own whose only
+    interface is loopback (root): a server that binds the host's address instead of 127.0.0.1
+    (Ray advertises the node's IP) still reaches nothing beyond the machine. Left at the end."""
+    if os.geteuid() != 0:
+        raise RuntimeError("a network namespace of its own needs root")
+    libc = ctypes.CDLL(None, use_errno=True)
+    host = os.open(f"/proc/self/task/{threading.get_native_id()}/ns/net", os.O_RDONLY)
+    try:
+        if libc.unshare(_CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET)")
+        try:
+            subprocess.run(["ip", "link", "set", "lo", "up"], check=True, capture_output=True)
+            yield
+        finally:
+            if libc.setns(host, _CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns back to the host's network")
+    finally:
+        os.close(host)
+
+
+@dataclass
+class RayCluster:
+    """A running Ray cluster: its GCS address, the environment that points `ray` and
+    hydra/launcher=ray_cluster at it (RAY_ADDRESS), and one `ray start --block` per node."""
+
+    address: str
+    env: dict[str, str]
+    nodes: list[subprocess.Popen] = field(default_factory=list)
+
+    def alive(self) -> list[str]:
+        """The node ids `ray status` lists as active."""
+        status = subprocess.run([str(Path(sys.executable).parent / "ray"), "status",
+                                 f"--address={self.address}"], env=self.env,
+                                capture_output=True, text=True, timeout=60).stdout
+        active = status.partition("Active:")[2].partition("Pending:")[0]
+        return [word.removeprefix("node_") for word in active.split() if word.startswith("node_")]
+
+    def node_id(self, node: int) -> str:
+        """The Ray id of a node (0: the head), read from its raylet's command line."""
+        for pid in _tree(self.nodes[node].pid):
+            with contextlib.suppress(OSError):
+                args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                if args[0].endswith(b"/raylet"):
+                    return next(a.split(b"=", 1)[1].decode() for a in args
+                                if a.startswith(b"--node_id="))
+        raise LookupError(f"ray node {node} has no raylet")
+
+    def kill(self, node: int) -> None:
+        """kill -9 every process of a node (its raylet, agents and the workers running its
+        tasks, which Ray puts in process groups of their own), as a host that is lost."""
+        for pid in _tree(self.nodes[node].pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+        self.nodes[node].wait()
+
+
+def _tree(root: int) -> list[int]:
+    """`root` and its descendants (a snapshot of /proc: taken before any is killed)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            ppid = int(stat.read_text().rpartition(")")[2].split()[1])
+            children.setdefault(ppid, []).append(int(stat.parent.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+@contextlib.contextmanager
+def ray_cluster(nodes: int = 2, cpus_per_node: int = 1) -> Iterator[RayCluster]:
+    """`nodes` Ray nodes (a head and workers, each a raylet of its own) on this machine, every
+    port on 127.0.0.1: call it inside `loopback_only_network()`, as Ray advertises the host's
+    address otherwise. No dashboard, no usage stats, files in a tmp dir."""
+    home = Path(tempfile.mkdtemp(prefix="obesity-ray-"))
+    port = free_port()
+    env = {**VENV_ENV, "RAY_ADDRESS": f"127.0.0.1:{port}", "RAY_USAGE_STATS_ENABLED": "0",
+           # a lost node is declared dead within seconds (defaults: ~30 s)
+           "RAY_health_check_period_ms": "500", "RAY_health_check_failure_threshold": "4"}
+    common = ["--node-ip-address=127.0.0.1", f"--num-cpus={cpus_per_node}", "--num-gpus=0",
+              "--disable-usage-stats", "--object-store-memory=100000000", "--block"]
+    cluster = RayCluster(address=env["RAY_ADDRESS"], env=env)
+    try:
+        for index in range(nodes):
+            role = (["--head", f"--port={port}", "--include-dashboard=false",
+                     f"--temp-dir={home}"] if index == 0 else [f"--address={cluster.address}"])
+            cluster.nodes.append(start([str(Path(sys.executable).parent / "ray"), "start", *role,
+                                        *common], home / f"node{index}.log", env=env,
+                                       start_new_session=True))
+            if index == 0:  # the workers join once the head's GCS answers
+                wait_for(lambda: _listening(port),
+                         "ray head", cluster.nodes[0], home / "node0.log", timeout=120)
+        wait_for(lambda: len(cluster.alive()) == nodes, "ray nodes", cluster.nodes[-1],
+                 home / f"node{nodes - 1}.log", timeout=120, interval=0.5)
+        yield cluster
+    finally:
+        for node in range(len(cluster.nodes)):  # a throwaway cluster: nothing to drain
+            cluster.kill(node)
+        shutil.rmtree(home, ignore_errors=True)
+
 
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory(prefix="obesity-artifacts-") as artifacts, postgres() as pg, \
