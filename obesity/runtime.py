@@ -25,10 +25,12 @@ import atexit
 import contextlib
 import os
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from obesity.compat import hydra_ray_launcher
 from obesity.environment import quiet_libraries
 
 
@@ -60,7 +62,9 @@ class Runtime:
         if _STARTED is not None:
             raise RuntimeError("a runtime is started already in this process: use current()")
         self._environment = quiet_libraries()  # before MLflow or Evidently is imported
+        plugin_filter = hydra_ray_launcher.quiet_plugin_import()  # before Hydra scans plugins
         self.started = True
+        self.on_close(lambda: _remove_filter(plugin_filter))
         _STARTED = self
         return self
 
@@ -91,6 +95,11 @@ class Runtime:
 
 
 _STARTED: Runtime | None = None
+
+
+def _remove_filter(entry: Any) -> None:
+    with contextlib.suppress(ValueError):  # a caller's catch_warnings gave the list back
+        warnings.filters.remove(entry)  # type: ignore[attr-defined]
 
 
 def current() -> Runtime:

@@ -14,8 +14,9 @@ from enum import StrEnum
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import II, MISSING
+from omegaconf import II, MISSING, OmegaConf
 
+from obesity.compat import hydra_ray_launcher
 from obesity.data.contract import FEATURE_NAMES
 
 
@@ -338,7 +339,10 @@ class MonitorJobConfig:
 
 
 def register() -> None:
-    """Put the schemas in Hydra's ConfigStore (once: a store that has them is left alone)."""
+    """Put the schemas in Hydra's ConfigStore and the project's resolvers in OmegaConf (once:
+    a store that has them is left alone)."""
+    if not OmegaConf.has_resolver("obesity.ray_task_env"):
+        OmegaConf.register_resolver("obesity.ray_task_env", hydra_ray_launcher.task_env)
     cs = ConfigStore.instance()
     if "train_schema.yaml" in cs.repo and "schema" in cs.repo:
         return

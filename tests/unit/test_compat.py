@@ -4,8 +4,11 @@ changes one fails here, naming it, instead of deep inside a sweep, a check or a 
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 import pytest
+
+from tests.helpers import ROOT
 
 
 def test_the_optuna_sweepers_loop_has_what_the_resumable_study_overrides_and_calls():
@@ -97,3 +100,49 @@ def test_uvicorns_protocol_has_the_hooks_the_head_deadline_extends():
     # the deadline is armed on the protocol's loop and closes its transport
     assert "self.loop" in inspect.getsource(HttpToolsProtocol.__init__)
     assert "self.transport = transport" in inspect.getsource(HttpToolsProtocol.connection_made)
+
+
+def test_only_the_ray_plugins_own_deprecation_warning_is_hidden():
+    import importlib
+    import warnings
+
+    from omegaconf import OmegaConf
+
+    import hydra_plugins.hydra_ray_launcher._config as plugin_config
+    from obesity.compat.hydra_ray_launcher import quiet_plugin_import
+
+    def import_plugin():  # what Hydra's plugin scan does in a fresh process
+        OmegaConf.clear_resolver("ray_pkg_version")
+        importlib.reload(plugin_config)
+
+    def deprecations(said: list) -> list[str]:  # (a reload also re-registers its configs)
+        return [f"{Path(w.filename).name}: {str(w.message).splitlines()[0]}" for w in said
+                if str(w.message).startswith("register_new_resolver")]
+
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        import_plugin()
+        assert deprecations(said) == [
+            "_config.py: register_new_resolver() is deprecated and will be removed in a future release."]
+        said.clear()
+        quiet_plugin_import()
+        import_plugin()
+        warnings.warn("register_new_resolver() is deprecated", UserWarning, stacklevel=1)
+        # the same words from elsewhere: still said
+        assert deprecations(said) == ["test_compat.py: register_new_resolver() is deprecated"]
+
+
+def test_a_ray_task_gets_the_stores_that_are_set_and_the_warning_filter(monkeypatch):
+    from omegaconf import OmegaConf
+
+    from obesity.compat.hydra_ray_launcher import ray_node
+    from obesity.config import schemas
+
+    schemas.register()
+    monkeypatch.setenv("OPTUNA_STORAGE", "postgresql://db/optuna")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    launcher = OmegaConf.load(ROOT / "configs/hydra/launcher/ray_cluster.yaml")
+    env = OmegaConf.to_container(launcher.ray.init.runtime_env, resolve=True)["env_vars"]
+    assert env["OPTUNA_STORAGE"] == "postgresql://db/optuna" and "MLFLOW_TRACKING_URI" not in env
+    assert env["PYTHONWARNINGS"].startswith("ignore:register_new_resolver() is deprecated:UserWarning:")
+    assert ray_node() is None  # not a Ray worker

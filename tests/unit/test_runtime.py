@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import pytest
 from sqlalchemy import create_engine, event
@@ -22,7 +23,9 @@ def test_a_started_runtime_keeps_data_and_gives_everything_back_when_it_closes(m
     monkeypatch.setenv("DO_NOT_TRACK", "0")  # a user's own value is kept, and left alone
     was_tuning = event.contains(Engine, "connect", sqlite_tuning._tune_sqlite)
     sqlite_tuning.uninstall()
+    filters = list(warnings.filters)
     with Runtime() as started:
+        assert len(warnings.filters) == len(filters) + 1  # the Ray plugin's warning (compat)
         assert runtime.current() is started
         assert all(os.environ[name] == value for name, value in DEFAULTS.items() if name != "DO_NOT_TRACK")
         assert load_dataset(RAW_CSV) is load_dataset(RAW_CSV)  # read once
@@ -33,6 +36,7 @@ def test_a_started_runtime_keeps_data_and_gives_everything_back_when_it_closes(m
             Runtime().start()
     assert not any(name in os.environ for name in DEFAULTS if name != "DO_NOT_TRACK")
     assert os.environ["DO_NOT_TRACK"] == "0"
+    assert warnings.filters == filters
     assert not event.contains(Engine, "connect", sqlite_tuning._tune_sqlite)
     assert started.caches.datasets == {} and runtime.current() is not started
     if was_tuning:
