@@ -147,6 +147,17 @@ def kill_orphaned_runs(client: MlflowClient, experiment_id: str) -> list[str]:
     return killed
 
 
+def kill_lost_children(client: MlflowClient, experiment_id: str, parent_run_id: str) -> list[str]:
+    """Mark KILLED the child runs of a sweep that are still RUNNING when its launcher has
+    returned every trial: their process was lost (a cluster node that died, its task retried
+    elsewhere as a new run), and no host can tell by its pid."""
+    lost = client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent_run_id}' "
+                              "and attributes.status = 'RUNNING'", max_results=1000)
+    for run in lost:
+        client.set_terminated(run.info.run_id, "KILLED")
+    return [run.info.run_id for run in lost]
+
+
 def run_config(run_id: str) -> TrainConfig:
     """The resolved config a run was made with (its `config/resolved.yaml` artifact), checked
     against today's schemas (compose.recompose)."""

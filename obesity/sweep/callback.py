@@ -129,6 +129,7 @@ class SweepTracking(Callback):
         from mlflow.tracking import MlflowClient
 
         from obesity.registry import promote
+        from obesity.stores import tracking
         from obesity.sweep import report as sweep_report
 
         parent = self.parent_run_id
@@ -138,6 +139,10 @@ class SweepTracking(Callback):
         if sys.exc_info()[0] is not None:  # Hydra calls this in a `finally`: the sweep failed
             client.set_terminated(parent, "FAILED")
             return
+        lost = tracking.kill_lost_children(client, client.get_run(parent).info.experiment_id, parent)
+        if lost:
+            log.warning("marked KILLED %d trial run(s) whose process was lost: %s", len(lost),
+                        ", ".join(lost))
         try:
             best_run = sweep_report.summarize(client, config, parent)
             if self.promote and best_run is not None:

@@ -20,6 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from threadpoolctl import threadpool_limits
 
+from obesity.compat import hydra_ray_launcher
 from obesity.config import checks as config_checks
 from obesity.config.schemas import TrainConfig
 from obesity.data.load import Dataset
@@ -147,6 +148,8 @@ def _run_tags(cfg: TrainConfig, dataset: Dataset, split: Split,
             "owner": owner.me(), **tracking.git_state(str(cfg.paths.root)), **(extra or {})}
     if cfg.trial is not None:
         tags["trial"] = str(cfg.trial)
+    if node := hydra_ray_launcher.ray_node():  # a trial run as a Ray task: which node ran it
+        tags["ray_node"] = node
     return tags
 
 
