@@ -34,8 +34,9 @@ fi
 # --frozen: install exactly the lock, fail rather than re-resolve; never download an interpreter.
 # --compile-bytecode: this environment (like many CI images) sets PYTHONDONTWRITEBYTECODE=1, so
 # without it every process compiles mlflow, sklearn, pandas... from source (seconds per import).
-# The `slurm` extra too: tests/cluster runs sweeps through hydra/launcher=slurm.
-UV_PYTHON_DOWNLOADS=never .tools/bin/uv sync --frozen --compile-bytecode --extra slurm \
+# The `slurm` and `ray` extras too: tests/cluster runs sweeps through hydra/launcher=slurm and
+# hydra/launcher=ray_cluster.
+UV_PYTHON_DOWNLOADS=never .tools/bin/uv sync --frozen --compile-bytecode --extra slurm --extra ray \
   --python "$PYTHON" --quiet
 # Only the raw data: the pipeline's outputs (dvc.lock) are made by `dvc repro`, not pulled.
 .venv/bin/dvc pull --quiet data/raw/ObesityDataSet_raw_and_data_sinthetic.csv.dvc
