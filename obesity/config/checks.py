@@ -10,7 +10,6 @@ Python API, DVC stages and each sweep trial with its sampled values).
 from __future__ import annotations
 
 import dataclasses
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +25,8 @@ from obesity.config.schemas import (
     TrainConfig,
 )
 from obesity.data.contract import CLASSES, FEATURE_NAMES, TARGET
-from obesity.errors import ConfigError
+from obesity.errors import ConfigError, exit_on_error
 
-log = logging.getLogger(__name__)
 MAX_SEED = 2**32 - 1  # numpy's and scikit-learn's random_state range
 # What a sweeper may optimise: cross-validation on the train split only, never the test split.
 OBJECTIVES = ("cv_f1_macro_mean", "cv_accuracy_mean")
@@ -220,8 +218,5 @@ class ConfigCheck(Callback):
 
     @staticmethod
     def _check(config: DictConfig) -> None:
-        try:
+        with exit_on_error():  # `error: ...`, exit 1, as every other mistake
             check(config)
-        except ConfigError as exc:
-            log.error("%s", exc)
-            raise SystemExit(1) from None  # Hydra reports other exceptions with a traceback
