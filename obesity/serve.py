@@ -21,7 +21,7 @@ def main(cfg: DictConfig) -> None:
 
     from obesity.config.compose import typed
     from obesity.config.schemas import ServeConfig
-    from obesity.serving import http_limits
+    from obesity.serving import http_limits, request_id
     from obesity.serving.app import create_app
 
     with exit_on_error():
@@ -30,7 +30,7 @@ def main(cfg: DictConfig) -> None:
     log.info("serving %s@%s on http://%s:%d (OpenAPI at /schema)", serve.model_name, serve.alias,
              serve.host, serve.port)
     uvicorn.run(app, host=serve.host, port=serve.port, log_level=serve.log_level.value,
-                access_log=serve.access_log, loop="uvloop",
+                access_log=serve.access_log, log_config=request_id.uvicorn_log_config(), loop="uvloop",
                 http=http_limits.protocol(serve.header_timeout_s),
                 timeout_keep_alive=serve.keep_alive_timeout_s,
                 limit_concurrency=serve.limit_concurrency)

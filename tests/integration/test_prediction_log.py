@@ -19,7 +19,7 @@ from obesity.data.contract import CLASSES, FEATURE_NAMES
 from obesity.data.split import split_of
 from obesity.serving.app import create_app
 from obesity.testing import local_servers
-from tests.helpers import ROOT, compose_serve, metric_value, register, wait_until
+from tests.helpers import ROOT, compose_serve, metric_value, register, serving, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +76,20 @@ def test_every_answered_row_is_logged_exactly_once_with_its_request_id(registry,
     assert sorted(r["request_id"] for r in found[11:]) == sorted(ids)
     assert {(r["model_name"], r["model_version"]) for r in found} == {("obesity_full", "1")}
     assert all(r["latency_ms"] > 0 and r["backend"] in ("onnx", "sklearn") for r in found)
+
+
+def test_a_request_is_followed_from_the_access_log_to_the_prediction_log(registry, rows):
+    with serving(registry, "access_log=true", "monitor.flush_interval_s=0.2") as base:
+        mine = httpx.post(f"{base}/predict", json=rows[0], headers={"X-Request-ID": "follow-me-7"})
+        theirs = httpx.post(f"{base}/predict", json=rows[1])
+    generated = theirs.headers["x-request-id"]
+    assert mine.status_code == theirs.status_code == 200
+    access = [line for line in (registry / f"serve-{base.rpartition(':')[2]}.log").read_text()
+              .splitlines() if '"POST /predict HTTP/1.1" 200' in line]
+    assert [line.rsplit(" ", 1)[1] for line in access] == ["follow-me-7", generated]
+    found = {r["request_id"]: r for r in logged(f"sqlite:///{registry}/predictions.db")}
+    assert found["follow-me-7"]["prediction"] == mine.json()["prediction"]
+    assert found[generated]["prediction"] == theirs.json()["prediction"]
 
 
 def test_inputs_can_be_left_out_of_the_log(registry, rows, tmp_path):
