@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from obesity.testing import local_servers
-from tests.helpers import ROOT, wait_until
+from tests.helpers import ROOT, finished, wait_until
 
 pytestmark = pytest.mark.cluster
 RAY = ["registry=server", "hydra/launcher=ray_cluster", "hydra.launcher.ray.remote.num_cpus=1"]
@@ -43,17 +43,6 @@ def sweep(args: list[str], outputs: Path, env: dict[str, str]) -> subprocess.Pop
     return subprocess.Popen([sys.executable, "-m", "obesity.train", "-m", f"paths.root={ROOT}",
                              f"paths.outputs={outputs}", *args, *RAY], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def finished(proc: subprocess.Popen, timeout: float = 240) -> str:
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-        raise AssertionError(f"the sweep hung:\n{out[-6000:]}") from None
-    assert proc.returncode == 0, out[-3000:]
-    return out
 
 
 def trial_runs(env: dict[str, str], study: str) -> list:

@@ -15,7 +15,7 @@ import pytest
 from optuna.trial import TrialState
 
 from obesity.testing.local_servers import slurm_cluster
-from tests.helpers import ROOT, load_study, wait_until
+from tests.helpers import ROOT, finished, load_study, wait_until
 
 pytestmark = pytest.mark.cluster
 SLURM = ["hydra/launcher=slurm", "hydra.launcher.partition=debug", "hydra.launcher.cpus_per_task=1",
@@ -32,12 +32,6 @@ def sweep(args: list[str], outputs: Path, env: dict[str, str]) -> subprocess.Pop
     return subprocess.Popen([sys.executable, "-m", "obesity.train", "-m", f"paths.root={ROOT}",
                              f"paths.outputs={outputs}", *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def finished(proc: subprocess.Popen, timeout: float = 300) -> str:
-    out, _ = proc.communicate(timeout=timeout)
-    assert proc.returncode == 0, out[-3000:]
-    return out
 
 
 def test_a_sweep_on_slurm_runs_job_arrays_and_finds_what_the_basic_launcher_finds(slurm, tmp_path):

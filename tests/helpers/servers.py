@@ -23,6 +23,19 @@ def wait_until(check, timeout: float = 60) -> bool:
     return True
 
 
+def finished(proc: subprocess.Popen, timeout: float = 240) -> str:
+    """The output of a command started with stdout=PIPE (stderr merged) that must succeed; one
+    that hangs is killed and its output shown."""
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        raise AssertionError(f"hung after {timeout}s:\n{out[-6000:]}") from None
+    assert proc.returncode == 0, out[-3000:]
+    return out
+
+
 @contextlib.contextmanager
 def serving(outputs: Path, *overrides: str, until: str = "/ready") -> Iterator[str]:
     """A real `python -m obesity.serve`, as users start it, on a free loopback port with its
