@@ -2,7 +2,7 @@
 
     python -m obesity train -m sweep=hgb      # = python -m obesity.train -m sweep=hgb
     python -m obesity serve registry=server   # = python -m obesity.serve registry=server
-    python -m obesity monitor | registry ... | feedback ...
+    python -m obesity monitor | registry ... | feedback ... | predict IN OUT
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import runpy
 import sys
 
 COMMANDS = {"train": "obesity.train", "serve": "obesity.serve", "monitor": "obesity.monitor",
-            "registry": "obesity.registry", "feedback": "obesity.feedback"}
+            "registry": "obesity.registry", "feedback": "obesity.feedback",
+            "predict": "obesity.predict"}
 USAGE = f"usage: python -m obesity {{{','.join(COMMANDS)}}} [ARGS...]"
 
 

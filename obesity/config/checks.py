@@ -20,6 +20,7 @@ from obesity.config.schemas import (
     MODEL_SCHEMAS,
     MonitorConfig,
     MonitorJobConfig,
+    PredictConfig,
     RegistryConfig,
     ServeConfig,
     TrainConfig,
@@ -192,14 +193,25 @@ def monitor_problems(cfg: MonitorJobConfig) -> list[str]:
     return problems
 
 
-def check(cfg: DictConfig | TrainConfig | ServeConfig | MonitorJobConfig) -> None:
-    """ConfigError listing every problem of a train, serve or monitor config (as composed, or
-    as its dataclass)."""
+def predict_problems(cfg: PredictConfig) -> list[str]:
+    problems: list[str] = []
+    if cfg.chunk_rows < 1:
+        problems.append(f"chunk_rows={cfg.chunk_rows}: must be 1 or more")
+    if cfg.version is not None and not str(cfg.version).isdigit():
+        problems.append(f"version={cfg.version}: a registered version number (or null: the alias)")
+    return problems + registry_problems(cfg.registry)
+
+
+def check(cfg: DictConfig | TrainConfig | ServeConfig | MonitorJobConfig | PredictConfig) -> None:
+    """ConfigError listing every problem of a train, serve, monitor or predict config (as
+    composed, or as its dataclass)."""
     kind = OmegaConf.get_type(cfg) if isinstance(cfg, DictConfig) else type(cfg)
     if kind is not None and issubclass(kind, TrainConfig):
         problems = train_problems(cfg)  # type: ignore[arg-type]  # a DictConfig of one
     elif kind is not None and issubclass(kind, ServeConfig):
         problems = serve_problems(cfg)  # type: ignore[arg-type]
+    elif kind is not None and issubclass(kind, PredictConfig):
+        problems = predict_problems(cfg)  # type: ignore[arg-type]
     else:
         problems = monitor_problems(cfg)  # type: ignore[arg-type]
     if problems:

@@ -43,6 +43,13 @@ class ReportWhen(StrEnum):
     never = "never"
 
 
+class OnError(StrEnum):
+    """on_error of `python -m obesity.predict`: what a row that breaks the contract does."""
+
+    fail = "fail"  # nothing is written; the error names the first bad rows (line, field)
+    skip = "skip"  # the row goes to the rejects file with its problems; the others are scored
+
+
 class LogLevel(StrEnum):
     """serve's log_level: uvicorn's levels."""
 
@@ -338,6 +345,23 @@ class MonitorJobConfig:
     version: Optional[str] = None  # a version number instead of the alias
 
 
+@dataclass
+class PredictConfig:
+    """configs/predict.yaml: which version `python -m obesity.predict` scores a file with, and how."""
+
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    data: DataConfig = MISSING  # which data config's model
+    registry: RegistryConfig = MISSING
+    model_name: str = II("registry.model_name")
+    alias: str = II("registry.champion_alias")
+    version: Optional[str] = None  # a version number instead of the alias
+    on_error: OnError = OnError.fail
+    rejects: Optional[str] = None  # on_error=skip: where bad rows go (default: beside the output)
+    chunk_rows: int = 100_000  # rows read, checked and scored at a time: memory stays flat
+    use_onnx: bool = True  # the verified twin, on every core (else the sklearn pipeline)
+    export_onnx: bool = True  # a version with no twin gets one made in memory and verified
+
+
 def register() -> None:
     """Put the schemas in Hydra's ConfigStore and the project's resolvers in OmegaConf (once:
     a store that has them is left alone)."""
@@ -349,6 +373,7 @@ def register() -> None:
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="serve_schema", node=ServeConfig)
     cs.store(name="monitor_schema", node=MonitorJobConfig)
+    cs.store(name="predict_schema", node=PredictConfig)
     cs.store(group="schema/monitor", name="monitor", node=MonitorConfig)
     cs.store(group="schema/data", name="data", node=DataConfig)
     cs.store(group="schema/registry", name="registry", node=RegistryConfig)

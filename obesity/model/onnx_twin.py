@@ -161,11 +161,13 @@ def feeds(columns: Mapping[str, Any], kinds: list[tuple[str, Any]]) -> dict[str,
     return {name: np.asarray(columns[name], dtype=dtype).reshape(-1, 1) for name, dtype in kinds}
 
 
-def session(model_bytes: bytes) -> Any:
+def session(model_bytes: bytes, threads: int = 1) -> Any:
+    """An ONNX Runtime session of the twin; `threads` > 1 only pays for batches of many rows
+    (one row is microseconds of work: threads only add latency)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = 1  # one row is microseconds of work: threads only add latency
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from obesity.config.compose import sweep_command
 from obesity.config.schemas import MonitorConfig, MonitorJobConfig, TrainConfig, feature_columns
 from obesity.config.values import plain
-from obesity.errors import ObesityError, RegistryError
+from obesity.errors import ObesityError
 from obesity.monitoring.window import log_url
 
 if TYPE_CHECKING:
@@ -173,15 +173,10 @@ def _export_labels(cfg: MonitorJobConfig) -> dict[str, Any]:
 
 
 def _version(client: MlflowClient, cfg: MonitorJobConfig) -> ModelVersion:
-    from obesity.registry.aliases import alias_version
+    from obesity.registry.aliases import resolve
 
-    if cfg.version is not None:
-        return client.get_model_version(cfg.model_name, str(cfg.version))
-    version = alias_version(client, cfg.model_name, cfg.alias)
-    if version is None:
-        raise RegistryError(f"{cfg.model_name} has no version at alias {cfg.alias!r}: nothing is "
-                            f"served to check (train one: {sweep_command(cfg.data.name)})")
-    return version
+    return resolve(client, cfg.model_name, cfg.alias, cfg.version,
+                   f": nothing is served to check (train one: {sweep_command(cfg.data.name)})")
 
 
 def _drift(version: ModelVersion, trained: TrainConfig, current: Any, inputs: list[str],

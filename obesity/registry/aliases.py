@@ -29,6 +29,21 @@ def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion |
         return None
 
 
+def resolve(client: MlflowClient, name: str, alias: str, version: str | None,
+            hint: str = "") -> ModelVersion:
+    """`version` of `name` when given, else the version `alias` names; RegistryError (ending
+    with `hint`) when there is none."""
+    if version is not None:
+        try:
+            return client.get_model_version(name, str(int(version)))
+        except (MlflowException, ValueError):
+            raise RegistryError(f"{name} has no version {version!r}{hint}") from None
+    found = alias_version(client, name, alias)
+    if found is None:
+        raise RegistryError(f"{name} has no version at alias {alias!r}{hint}")
+    return found
+
+
 def set_alias(client: MlflowClient, reg: RegistryConfig, alias: str, version: str | int, why: str,
               kind: str = "move", evidence: Evidence | None = None) -> None:
     """Point `alias` at `version` and append the move to the model's alias log, under the

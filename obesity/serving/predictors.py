@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from obesity.config.schemas import RegistryConfig, ServeConfig
+from obesity.config.schemas import RegistryConfig
 from obesity.errors import ObesityError, RegistryError, first_line
 from obesity.model import files as model_files
 from obesity.registry import manifest
@@ -34,16 +34,28 @@ class Predictor(Protocol):
         raw feature columns as attributes."""
         ...
 
+    def predict_columns(self, columns: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """The same for many rows at once, given as columns (a frame: a file being scored)."""
+        ...
+
+
+class LoadOptions(Protocol):
+    """What loading a version needs to know (the service's config, or the batch scorer's)."""
+
+    registry: RegistryConfig
+    use_onnx: bool
+    export_onnx: bool
+
 
 class OnnxPredictor:
     """ONNX Runtime on the verified twin: no pandas, no sklearn on the request path."""
 
     backend = "onnx"
 
-    def __init__(self, model_bytes: bytes) -> None:
+    def __init__(self, model_bytes: bytes, threads: int = 1) -> None:
         from obesity.model import onnx_twin
 
-        self.session = onnx_twin.session(model_bytes)
+        self.session = onnx_twin.session(model_bytes, threads)
         self.classes = onnx_twin.classes(self.session)
         self.kinds = onnx_twin.input_kinds(self.session)
         self.feeds = onnx_twin.feeds  # the feeding code the twin was verified with
@@ -53,13 +65,20 @@ class OnnxPredictor:
         labels, probabilities = self.session.run(None, self.feeds(columns, self.kinds))
         return [str(label) for label in labels], probabilities
 
+    def predict_columns(self, columns: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        labels, probabilities = self.session.run(None, self.feeds(columns, self.kinds))
+        return np.asarray(labels).ravel(), probabilities
+
 
 class SklearnPredictor:
     """The logged sklearn pipeline itself: the fallback when there is no verified twin."""
 
     backend = "sklearn"
 
-    def __init__(self, pipeline: Any) -> None:
+    def __init__(self, pipeline: Any, threads: int | None = None) -> None:
+        if threads is not None:  # a file's millions of rows: every core (a request: as trained)
+            pipeline.set_params(**{key: threads for key in pipeline.get_params()
+                                   if key.endswith("n_jobs")})
         self.pipeline = pipeline
         self.columns = list(pipeline.feature_names_in_)
         self.classes = [str(c) for c in pipeline.classes_]
@@ -70,6 +89,13 @@ class SklearnPredictor:
         frame = pd.DataFrame({c: [getattr(r, c) for r in rows] for c in self.columns})
         probabilities = self.pipeline.predict_proba(frame)
         return [self.classes[i] for i in probabilities.argmax(axis=1)], probabilities
+
+    def predict_columns(self, columns: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        import pandas as pd
+
+        frame = columns if isinstance(columns, pd.DataFrame) else pd.DataFrame(columns)
+        probabilities = self.pipeline.predict_proba(frame[self.columns])
+        return np.asarray(self.classes, dtype=object)[probabilities.argmax(axis=1)], probabilities
 
 
 @dataclass(frozen=True)
@@ -85,13 +111,14 @@ class ServedModel:
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
 
-def load(version: ModelVersion, alias: str, cfg: ServeConfig) -> ServedModel:
+def load(version: ModelVersion, alias: str, cfg: LoadOptions, threads: int = 1) -> ServedModel:
     """Load one registered version for serving: its verified ONNX twin, else its sklearn pipeline.
 
     Every file comes from the version's own artifacts and must be the one its manifest binds
     (obesity.registry.manifest: signed and checked with registry.verify_key when set); the skops
     file must also pass obesity.model.files (reviewed types only). A file that differs is
-    ModelRefused; one that cannot be read is a RegistryError, tried again at the next poll."""
+    ModelRefused; one that cannot be read is a RegistryError, tried again at the next poll.
+    `threads`: ONNX Runtime's threads (1 for requests of a few rows; more for a file)."""
     label = f"{version.name} version {version.version}"
     integrity = manifest.check(version, cfg.registry)
     with model_files.checked_file(version.name, version.version) as skops_path, \
@@ -101,12 +128,13 @@ def load(version: ModelVersion, alias: str, cfg: ServeConfig) -> ServedModel:
         pipeline = None
         predictor: Predictor | None = None
         if cfg.use_onnx and manifest.ONNX in integrity.files:
-            predictor = _bound_twin(version, integrity, Path(tmp), label)
+            predictor = _bound_twin(version, integrity, Path(tmp), label, threads)
         elif cfg.use_onnx and cfg.export_onnx:  # no twin bound: made now, from the checked file
             pipeline = model_files.load_file(skops_path)
-            predictor = _twin_made_now(version, pipeline, cfg.registry, label)
+            predictor = _twin_made_now(version, pipeline, cfg.registry, label, threads)
         if predictor is None:
-            predictor = SklearnPredictor(pipeline or model_files.load_file(skops_path))
+            predictor = SklearnPredictor(pipeline or model_files.load_file(skops_path),
+                                         threads if threads > 1 else None)
     return ServedModel(version.name, str(version.version), alias, version.run_id,
                        dict(version.tags), predictor, integrity, card=card)
 
@@ -130,8 +158,8 @@ def _card(version: ModelVersion, integrity: Integrity, folder: Path, label: str)
     return path.read_text(encoding="utf-8", errors="replace")
 
 
-def _bound_twin(version: ModelVersion, integrity: Integrity, folder: Path,
-                label: str) -> OnnxPredictor | None:
+def _bound_twin(version: ModelVersion, integrity: Integrity, folder: Path, label: str,
+                threads: int) -> OnnxPredictor | None:
     """The twin the manifest binds; None (and one warning) when its file cannot be read: the
     version's sklearn pipeline serves instead. A different file refuses the version."""
     try:
@@ -142,11 +170,11 @@ def _bound_twin(version: ModelVersion, integrity: Integrity, folder: Path,
                     first_line(exc))
         return None
     manifest.expect(integrity, manifest.ONNX, path, label)
-    return OnnxPredictor(path.read_bytes())
+    return OnnxPredictor(path.read_bytes(), threads)
 
 
 def _twin_made_now(version: ModelVersion, pipeline: Any, registry_cfg: RegistryConfig,
-                   label: str) -> OnnxPredictor | None:
+                   label: str, threads: int) -> OnnxPredictor | None:
     """A version with no bound twin gets one in memory, converted from its checked pipeline and
     verified on its test split (nothing is written to the registry); None when it cannot be."""
     from obesity.model import onnx_twin
@@ -166,5 +194,5 @@ def _twin_made_now(version: ModelVersion, pipeline: Any, registry_cfg: RegistryC
                     "serving its sklearn pipeline", label, result.max_probability_diff)
         return None
     log.info("%s: ONNX twin made at load, verified on %d test rows", label, result.rows)
-    return OnnxPredictor(model_bytes)
+    return OnnxPredictor(model_bytes, threads)
 

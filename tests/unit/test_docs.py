@@ -59,6 +59,10 @@ def test_a_documented_command_composes_and_exists(page, argv):
         assert args and (args[0] == "export" or args[0].endswith(".csv")), argv
         check(compose([a for a in args if "=" in a and not a.startswith("-")], "monitor"))
         return
+    if module == "obesity.predict":  # INPUT OUTPUT, then predict.yaml overrides
+        assert len(args) >= 2 and all(a.endswith((".csv", ".parquet")) for a in args[:2]), argv
+        check(compose(args[2:], "predict"))
+        return
     if module in ("obesity.train", "obesity.serve", "obesity.monitor"):
         # the first value of a multirun list (train); --cfg/--help take no override
         overrides = [a.split(",")[0] if module == "obesity.train" and "=" in a and "(" not in a
