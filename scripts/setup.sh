@@ -20,16 +20,21 @@ fi
 # Real servers the tests start, from Debian's packages, installed once (needs root or sudo):
 # PostgreSQL (pytest -k postgres), Chromium, which Playwright drives headless
 # (tests/integration/test_page.py; never `playwright install`, which would download a browser of
-# its own), and SLURM with munge for a one-node cluster (tests/cluster).
+# its own), SLURM with munge for a one-node cluster (tests/cluster), and Prometheus for promtool,
+# which checks docs/alerts.yml (only the tool: a daemon an init system started is stopped).
 PACKAGES=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || PACKAGES+=(postgresql)
 [ -x /usr/bin/chromium ] || PACKAGES+=(chromium)
 command -v slurmctld >/dev/null || PACKAGES+=(slurm-wlm)
 command -v munged >/dev/null || PACKAGES+=(munge)
+command -v promtool >/dev/null || PACKAGES+=(prometheus)
 if [ ${#PACKAGES[@]} -gt 0 ]; then
   SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${PACKAGES[@]}" >/dev/null
+  if [[ " ${PACKAGES[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
 fi
 # --frozen: install exactly the lock, fail rather than re-resolve; never download an interpreter.
 # --compile-bytecode: this environment (like many CI images) sets PYTHONDONTWRITEBYTECODE=1, so

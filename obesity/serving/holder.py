@@ -57,6 +57,7 @@ class ModelHolder:
                 return False
             number = str(version.version)
             if self.current is not None and self.current.version == number:
+                metrics.show_verdicts(self.cfg.model_name, number, version.tags)  # fresh tags
                 self._clear()
                 return False
             if number == self._refused:  # reported when refused; waits for the alias to move
@@ -83,6 +84,7 @@ class ModelHolder:
                 with contextlib.suppress(KeyError):
                     metrics.SERVED.remove(old.name, old.alias, old.version, old.predictor.backend)
             metrics.SERVED.labels(new.name, new.alias, new.version, new.predictor.backend).set(1)
+            metrics.show_verdicts(new.name, new.version, version.tags)
             log.info("serving %s version %s (%s@%s) via %s%s", new.name, new.version, new.name,
                      new.alias, new.predictor.backend,
                      f", was version {old.version}" if old else "")

@@ -6,6 +6,11 @@ create several apps.
 
 from __future__ import annotations
 
+import contextlib
+import re
+from collections.abc import Mapping
+from datetime import datetime
+
 from prometheus_client import Counter, Gauge
 
 PREDICTIONS = Counter("obesity_predictions", "Answered predictions (rows), by model version and class",
@@ -21,3 +26,44 @@ UNROUTED = Counter("obesity_http_unrouted_requests",
                    ["method", "status_code"])
 LABELS = Counter("obesity_feedback_labels", "Labels stored through POST /feedback, by class",
                  ["label"])
+
+# The monitor's last verdict on the served version, read from the version's tags at each poll
+# of the registry (obesity.monitoring.job writes them), so that an alert rule can fire on it.
+VERDICT = Gauge("obesity_monitor_status",
+                "1 for the monitor's last verdict on the served version, by check (drift: "
+                "drift|no_drift|insufficient_data; performance: ok|degraded|insufficient)",
+                ["model", "version", "check", "status"])
+CHECKED = Gauge("obesity_monitor_checked_timestamp_seconds",
+                "When the monitor last checked the served version (Unix time), by check",
+                ["model", "version", "check"])
+DRIFT_SHARE = Gauge("obesity_monitor_drift_share",
+                    "Share of drifted columns at the last drift check of the served version",
+                    ["model", "version"])
+REALIZED = Gauge("obesity_monitor_realized",
+                 "The served version's score on its labelled traffic at the last check, with "
+                 "the bounds of its interval (bound: estimate|low|high)",
+                 ["model", "version", "metric", "bound"])
+REALIZED_ROWS = Gauge("obesity_monitor_labelled_rows",
+                      "Labelled rows the last performance check of the served version scored",
+                      ["model", "version"])
+_REALIZED = re.compile(r"^(?P<estimate>[\d.]+) \[(?P<low>[\d.]+), (?P<high>[\d.]+)\]$")
+
+
+def show_verdicts(model: str, version: str, tags: Mapping[str, str]) -> None:
+    """Set the verdict gauges from a version's tags (what a check has not said is absent)."""
+    for gauge in (VERDICT, CHECKED, DRIFT_SHARE, REALIZED, REALIZED_ROWS):
+        gauge.clear()
+    for check in ("drift", "performance"):
+        if status := tags.get(f"{check}_status"):
+            VERDICT.labels(model, version, check, status).set(1)
+        with contextlib.suppress(ValueError):
+            at = datetime.fromisoformat(tags.get(f"{check}_checked_at", ""))
+            CHECKED.labels(model, version, check).set(at.timestamp())
+    with contextlib.suppress(ValueError):
+        DRIFT_SHARE.labels(model, version).set(float(tags.get("drift_share", "")))
+    with contextlib.suppress(ValueError):
+        REALIZED_ROWS.labels(model, version).set(int(tags.get("realized_rows", "")))
+    for metric in ("accuracy", "f1_macro"):
+        if found := _REALIZED.match(tags.get(f"realized_{metric}", "")):
+            for bound, value in found.groupdict().items():
+                REALIZED.labels(model, version, metric, bound).set(float(value))

@@ -9,6 +9,7 @@ import logging
 import sqlite3
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -17,6 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 from litestar.testing import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from obesity.config.compose import compose
 from obesity.data.contract import TARGET
@@ -212,24 +214,69 @@ def load_dataset_frame(people: pd.DataFrame) -> pd.DataFrame:
     return validate(people.astype(str)).drop_duplicates(ignore_index=True)
 
 
+def sample(scraped: str, name: str, **labels: str) -> float | None:
+    """The value of the one sample of `name` of the served version with these labels (None:
+    no such sample)."""
+    want = {"model": "obesity_full", "version": "1", **labels}
+    for family in text_string_to_metric_families(scraped):
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in want.items()):
+                return s.value
+    return None
+
+
+def alerts_fire(scraped: str, folder: Path, expected: dict[str, list]) -> None:
+    """`promtool test rules` of docs/alerts.yml on the obesity_ samples of a scrape (held for
+    15 minutes): the alerts named in `expected` are exactly those."""
+    series = [{"series": s.name + "{" + ",".join(f'{k}="{v}"' for k, v in s.labels.items()) + "}",
+               "values": f"{s.value:g}x15"}
+              for family in text_string_to_metric_families(scraped) for s in family.samples
+              if s.name.startswith(("obesity_monitor_", "obesity_served_"))]
+    spec = {"rule_files": [str(ROOT / "docs/alerts.yml")], "evaluation_interval": "1m",
+            "tests": [{"interval": "1m", "input_series": series, "alert_rule_test": [
+                {"eval_time": "10m", "alertname": name, "exp_alerts": alerts}
+                for name, alerts in expected.items()]}]}
+    (folder / "alerts_test.yml").write_text(yaml.safe_dump(spec))
+    result = subprocess.run(["promtool", "test", "rules", str(folder / "alerts_test.yml")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_example_alert_rules_are_valid_prometheus_rules():
+    result = subprocess.run(["promtool", "check", "rules", str(ROOT / "docs/alerts.yml")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "SUCCESS: 6 rules found" in result.stdout, result.stdout + result.stderr
+
+
+def verdict(client_or_text, check: str, status: str) -> float | None:
+    text = client_or_text if isinstance(client_or_text, str) else client_or_text.get("/metrics").text
+    return sample(text, "obesity_monitor_status", check=check, status=status)
+
+
 def test_the_monitor_scores_labelled_traffic_ok_when_it_agrees_degraded_when_not(served, tokens, tmp_path):
     split = split_of(compose([]).data)[1]
     people = other_population(400, seed=6)
-    with TestClient(app=create_app(compose_serve(served))) as client:
+    with TestClient(app=create_app(compose_serve(served, "reload_interval_s=0.2"))) as client:
         rid, agreed = predict(client, records(split.X_test))
         labels = [{"request_id": rid, "row": i, "label": y} for i, y in enumerate(split.y_test)]
         assert client.post("/feedback/batch", json={"labels": labels}, headers=AUTH).status_code == 201
         ok = job.run(compose_monitor(served, "monitor.label_window=418", *LABELS_ONLY), tmp_path / "ok")
+        # the verdict reaches /metrics at the service's next poll of the registry
+        assert wait_until(lambda: verdict(client, "performance", "ok") == 1)
         rid, served_answers = predict(client, records(people))
         labels = [{"request_id": rid, "row": i, "label": y} for i, y in enumerate(people[TARGET])]
         assert client.post("/feedback/batch", json={"labels": labels}, headers=AUTH).status_code == 201
+        bad = job.run(compose_monitor(served, "monitor.label_window=400", *LABELS_ONLY), tmp_path / "bad")
+        assert wait_until(lambda: verdict(client, "performance", "degraded") == 1)
+        scraped = client.get("/metrics").text
+    assert verdict(scraped, "performance", "ok") is None  # one status at a time
+    assert verdict(scraped, "drift", "insufficient_data") == 1  # too few rows for drift, on purpose
     # not degraded: the exit code is the drift half's (4 here: too few rows for it, on purpose)
     assert ok.performance == "ok" and ok.exit_code == 4, ok.summary["performance"]
     mine = ok.summary["performance"]["versions"][0]
     assert mine["rows"] == 418
     assert mine["scores"]["accuracy"]["value"] == pytest.approx(np.mean(np.array(agreed) == split.y_test))
 
-    bad = job.run(compose_monitor(served, "monitor.label_window=400", *LABELS_ONLY), tmp_path / "bad")
     assert bad.performance == "degraded" and bad.exit_code == job.DEGRADED_EXIT == 5
     judged = bad.summary["performance"]["versions"][0]
     direct = float(np.mean(np.array(served_answers) == people[TARGET].to_numpy()))
@@ -245,6 +292,27 @@ def test_the_monitor_scores_labelled_traffic_ok_when_it_agrees_degraded_when_not
     tags = client.get_model_version("obesity_full", "1").tags
     assert tags["performance_status"] == "degraded" and tags["realized_rows"] == "400"
     assert tags["realized_accuracy"].startswith(f"{direct:.4f} [")
+    # the gauges an alert rule reads (docs/monitoring.md) carry the tags' figures
+    shown = {bound: sample(scraped, "obesity_monitor_realized", metric="accuracy", bound=bound)
+             for bound in ("estimate", "low", "high")}
+    assert tags["realized_accuracy"] == "{estimate:.4f} [{low:.4f}, {high:.4f}]".format(**shown)
+    assert sample(scraped, "obesity_monitor_labelled_rows") == 400
+    checked = datetime.fromisoformat(tags["performance_checked_at"]).timestamp()
+    assert sample(scraped, "obesity_monitor_checked_timestamp_seconds", check="performance") == checked
+    # and the example alert rules fire on them: Prometheus' own rule engine (promtool) fed the
+    # scraped samples
+    alerts_fire(scraped, tmp_path, {
+        "ObesityModelDegraded": [{
+            "exp_labels": {"severity": "critical", "model": "obesity_full", "version": "1",
+                           "check": "performance", "status": "degraded"},
+            "exp_annotations": {
+                "summary": "obesity_full version 1 scores below its promise on labelled traffic",
+                "description": "Its realized score on labelled rows is significantly below its "
+                               "test-split estimate (tags performance_status, realized_accuracy "
+                               "of the version)."}}],
+        "ObesityTrafficDrifted": [],  # insufficient data is not drift
+        "ObesityNoModelServed": [],
+    })
     few = job.run(compose_monitor(served, "monitor.min_labels=1000", "monitor.label_window=1000",
                                   *LABELS_ONLY),
                   tmp_path / "few")
