@@ -220,7 +220,11 @@ class TrainConfig:
     threads: Optional[int] = None
     objective: str = "cv_f1_macro_mean"  # the metric returned to a sweeper
     log_model: bool = True  # single runs log the fitted pipeline; sweep trials do not
-    log_figures: bool = True  # confusion-matrix PNGs (sweep trials skip them: time)
+    # confusion matrices, precision-recall curves, reliability plot (sweep trials skip them: time)
+    log_figures: bool = True
+    # permutation importance on the test split: seconds of predictions, so off for a plain run;
+    # a registered version always has it (its model card)
+    log_importance: bool = False
     evaluate_test: bool = True  # single runs also score the held-out test split (test_*)
     run_name: Optional[str] = None
     promote: bool = True  # -m runs: refit, register and (guarded) promote the best at the end

@@ -1,4 +1,5 @@
-"""Cross-validation and test-split scoring: metric dicts and a confusion-matrix figure."""
+"""Cross-validation and test-split scoring: metric dicts and the figures people look at
+(confusion matrix, per-class precision-recall curves, a reliability plot, permutation importance)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sklearn.metrics import (
     cohen_kappa_score,
     confusion_matrix,
     f1_score,
+    log_loss,
     precision_recall_fscore_support,
 )
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -29,6 +31,8 @@ class Scores:
     metrics: dict[str, float]
     confusion: np.ndarray  # rows: true class, columns: predicted class, in CLASSES order
     predicted: np.ndarray | None = None  # the predictions scored (score() only)
+    # score() only: each class's probability, columns in CLASSES order (None: the model has none)
+    probabilities: np.ndarray | None = None
     folds: int = 0  # CV folds fitted (cross_validate only)
     stopped: bool = False  # `on_fold` stopped the CV early: metrics of the folds fitted
 
@@ -97,7 +101,84 @@ def score(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, prefix: str = "test
         f"{prefix}_f1_macro": float(f1_score(truth, predicted, average="macro")),
     }
     metrics |= per_class(truth, predicted, prefix=prefix) | ordinal(truth, predicted, prefix=prefix)
-    return Scores(metrics, confusion_matrix(truth, predicted, labels=list(CLASSES)), predicted)
+    probabilities = None
+    if hasattr(pipeline, "predict_proba"):
+        found = pipeline.predict_proba(X)
+        probabilities = found[:, [list(pipeline.classes_).index(c) for c in CLASSES]]
+        metrics |= calibration(truth, predicted, probabilities, prefix)
+    return Scores(metrics, confusion_matrix(truth, predicted, labels=list(CLASSES)), predicted,
+                  probabilities=probabilities)
+
+
+def calibration(truth: np.ndarray, predicted: np.ndarray, probabilities: np.ndarray,
+                prefix: str, bins: int = 10) -> dict[str, float]:
+    """`{prefix}_log_loss` and `{prefix}_ece`: the expected calibration error of the top label
+    (the gap between confidence and accuracy, averaged over `bins` equal-width confidence bins
+    weighted by their rows; sklearn has the plot, not this number)."""
+    confidence = probabilities.max(axis=1)
+    correct = (predicted == truth).astype(float)
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    gap = sum(abs(correct[which == b].mean() - confidence[which == b].mean()) * np.sum(which == b)
+              for b in np.unique(which))
+    order = np.argsort(CLASSES)  # log_loss reads the columns in sorted label order
+    return {f"{prefix}_log_loss": float(log_loss(truth, probabilities[:, order],
+                                                 labels=sorted(CLASSES))),
+            f"{prefix}_ece": float(gap / len(truth))}
+
+
+def pr_curves_figure(truth: np.ndarray, probabilities: np.ndarray, title: str):
+    """One precision-recall curve per class (one class against the rest), average precision in
+    the legend."""
+    from sklearn.metrics import PrecisionRecallDisplay
+
+    plt = headless_pyplot()
+    fig, ax = plt.subplots(figsize=(8, 6), dpi=100)
+    for i, name in enumerate(CLASSES):
+        PrecisionRecallDisplay.from_predictions(truth == name, probabilities[:, i], name=name, ax=ax)
+    ax.set_title(title)
+    ax.legend(loc="lower left", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def calibration_figure(truth: np.ndarray, predicted: np.ndarray, probabilities: np.ndarray,
+                       title: str, bins: int = 10):
+    """The reliability plot of the top label: how often the predicted class is right against
+    how sure the model was of it."""
+    from sklearn.calibration import CalibrationDisplay
+
+    plt = headless_pyplot()
+    fig, ax = plt.subplots(figsize=(6, 6), dpi=100)
+    CalibrationDisplay.from_predictions(predicted == truth, probabilities.max(axis=1), n_bins=bins,
+                                        name="top label", ax=ax)
+    ax.set_xlabel("confidence in the predicted class")
+    ax.set_ylabel("share of predictions that are right")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def permutation_importances(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series,
+                            seed: int, repeats: int = 5) -> pd.DataFrame:
+    """sklearn's permutation importance of each raw column on (X, y) by macro-F1: the mean drop
+    and its std over `repeats` shuffles, largest first."""
+    from sklearn.inspection import permutation_importance
+
+    found = permutation_importance(pipeline, X, y, scoring="f1_macro", n_repeats=repeats,
+                                   random_state=seed)
+    return pd.DataFrame({"column": list(X.columns), "mean": found.importances_mean,
+                         "std": found.importances_std}).sort_values("mean", ascending=False)
+
+
+def importance_figure(table: pd.DataFrame, title: str):
+    plt = headless_pyplot()
+    fig, ax = plt.subplots(figsize=(7, 6), dpi=100)
+    shown = table.iloc[::-1]
+    ax.barh(shown["column"], shown["mean"], xerr=shown["std"])
+    ax.set_xlabel("drop in macro-F1 when the column is shuffled")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
 
 
 def per_class(truth: Sequence[str], predicted: Sequence[str], prefix: str) -> dict[str, float]:

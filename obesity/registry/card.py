@@ -1,9 +1,12 @@
 """A model card for every registered version (skops.card), kept with the version.
 
 Written at registration, after the guard decided: the card is the artifact `card/README.md` (with
-its confusion-matrix image) of the version's run, and the version's tag `card` names it.
+its confusion matrix, reliability plot and permutation importance of the test split) of the
+version's run, and the version's tag `card` names it.
 `python -m obesity.registry card V` prints it; the service links it from `GET /model`.
-Every number in it is read from what the version's run logged (tests/integration/test_registry.py checks).
+Its metrics are read from what the version's run logged (tests/integration/test_registry.py
+checks); its figures and the permutation importance (also `card/permutation_importance_test.csv`)
+are computed on the version's test split when it is written.
 """
 
 from __future__ import annotations
@@ -121,14 +124,27 @@ def write(client: MlflowClient, cfg: TrainConfig, version: ModelVersion, model: 
                       "test rows)"),
         "Limitations": LIMITATIONS,
     })
+    what = f"{version.name} v{version.version}"
+    truth = split.y_test.to_numpy()
+    figures = {"Confusion matrix (test)": ("confusion_matrix_test.png", evaluate.confusion_figure(
+        confusion_matrix(truth, predicted, labels=list(CLASSES)), f"{what}: test split"))}
+    if hasattr(model, "predict_proba"):
+        probabilities = model.predict_proba(split.X_test)[
+            :, [list(model.classes_).index(c) for c in CLASSES]]
+        figures["Reliability (test)"] = ("calibration_test.png", evaluate.calibration_figure(
+            truth, predicted, probabilities, f"{what}: reliability (test split)"))
+    importance = evaluate.permutation_importances(model, split.X_test, split.y_test,
+                                                  seed=reg.bootstrap_seed)
+    figures["Permutation importance plot (test)"] = ("permutation_importance_test.png",
+                                                evaluate.importance_figure(
+                                                    importance, f"{what}: permutation importance"))
+    card.add_table(**{"Permutation importance (test)": importance.round(4)})
     with tempfile.TemporaryDirectory() as tmp:
-        figure = evaluate.confusion_figure(
-            confusion_matrix(split.y_test, predicted, labels=list(CLASSES)),
-            f"{version.name} v{version.version}: test split")
-        image = Path(tmp, "confusion_matrix_test.png")
-        figure.savefig(image, dpi=80)
-        plt.close(figure)
-        card.add_plot(**{"Confusion matrix (test)": image.name})
+        for section, (name, figure) in figures.items():
+            figure.savefig(Path(tmp, name), dpi=80)
+            plt.close(figure)
+            card.add_plot(**{section: name})
+        importance.to_csv(Path(tmp, "permutation_importance_test.csv"), index=False)
         card.save(Path(tmp, "README.md"))
         client.log_artifacts(version.run_id or "", tmp, ARTIFACT_DIR)
     client.set_model_version_tag(version.name, version.version, TAG, ARTIFACT)

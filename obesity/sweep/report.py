@@ -126,6 +126,10 @@ def _log_plots(client: MlflowClient, parent: str, study, n_complete: int) -> Non
         "sweep/optimization_history.png": ovm.plot_optimization_history}
     if n_complete >= 2:
         plots["sweep/param_importances.png"] = ovm.plot_param_importances
+        plots["sweep/parallel_coordinate.png"] = ovm.plot_parallel_coordinate
+        searched = sorted({name for t in study.trials for name in t.distributions})
+        if len(searched) >= 2:  # every pair would be len² panels: the two most important
+            plots["sweep/contour.png"] = lambda s: ovm.plot_contour(s, params=_top_two(s, searched))
     for name, plot in plots.items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
@@ -140,3 +144,14 @@ def _log_plots(client: MlflowClient, parent: str, study, n_complete: int) -> Non
         fig.tight_layout()
         client.log_figure(parent, fig, name)
         plt.close(fig)
+
+
+def _top_two(study: Any, searched: list[str]) -> list[str]:
+    """The two parameters the study's outcome depends on most (fANOVA), else the first two."""
+    import optuna
+
+    try:
+        ranked = list(optuna.importance.get_param_importances(study))
+    except (ValueError, RuntimeError):
+        ranked = []
+    return (ranked + [p for p in searched if p not in ranked])[:2]

@@ -118,8 +118,8 @@ def run(cfg: TrainConfig, overrides: list[str] | None = None, parent_run_id: str
         with _timed(timings, "fit_cv"):
             cv = _fit(cfg, model, split, dataset.md5, on_fold, cv_of)
         with _timed(timings, "logging"):
-            metrics, confusions = _score(cfg, model, split, cv)
-            model_uri = _record(cfg, model, split, confusions, cv.stopped)
+            metrics, confusions, test = _score(cfg, model, split, cv)
+            model_uri = _record(cfg, model, split, confusions, test, cv.stopped)
         # one batch (one sqlite transaction) for the scores and the phase timings
         mlflow.log_metrics(metrics | {f"time_{k}_s": v for k, v in timings.items()})
 
@@ -203,12 +203,14 @@ Confusions = dict[str, tuple[Any, str]]  # name -> (matrix, what rows it counts)
 
 
 def _score(cfg: TrainConfig, model: Pipeline, split: Split,
-           cv: Scores) -> tuple[dict[str, float], Confusions]:
-    """The CV's metrics, and the fitted model's on the test split and the fresh rows."""
+           cv: Scores) -> tuple[dict[str, float], Confusions, Scores | None]:
+    """The CV's metrics, and the fitted model's on the test split (its scores too) and the
+    fresh rows."""
     from obesity.model import evaluate
 
     metrics = dict(cv.metrics) | {"cv_folds_fitted": float(cv.folds)}
     confusions: Confusions = {"cv": (cv.confusion, "out-of-fold (CV)")}
+    test = None
     if cfg.evaluate_test and not cv.stopped:
         test = evaluate.score(model, split.X_test, split.y_test, prefix="test")
         metrics |= test.metrics
@@ -217,29 +219,60 @@ def _score(cfg: TrainConfig, model: Pipeline, split: Split,
             fresh = evaluate.score(model, split.X_fresh, split.y_fresh, prefix="fresh")
             metrics |= fresh.metrics
             confusions["fresh"] = (fresh.confusion, "fresh labelled rows")
-    return metrics, confusions
+    return metrics, confusions, test
 
 
 def _record(cfg: TrainConfig, model: Pipeline, split: Split, confusions: Confusions,
-            stopped: bool) -> str | None:
+            test: Scores | None, stopped: bool) -> str | None:
     """Figures, the resolved config, Hydra's own record and the model, in the active run; the
     logged model's URI (None when not logged)."""
     import mlflow
 
-    from obesity.model import evaluate
     from obesity.stores import tracking
 
     if cfg.log_figures:
-        import matplotlib.pyplot as plt
-
-        for name, (matrix, what) in confusions.items():
-            figure = evaluate.confusion_figure(matrix, f"{cfg.model.name} on {cfg.data.name}: {what}")
-            mlflow.log_figure(figure, f"confusion_matrix_{name}.png")
-            plt.close(figure)
+        _log_figures(cfg, split, confusions, test)
+    if cfg.log_importance and test is not None:
+        _log_importance(model, split, cfg.seed, f"{cfg.model.name} on {cfg.data.name}")
     mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), tracking.RESOLVED_CONFIG)
     if cfg.trial is None:  # a trial's Hydra dir stays on disk; its resolved config is logged
         _log_hydra_dir()
     return _log_model(model, split.X_train) if cfg.log_model and not stopped else None
+
+
+def _log_figures(cfg: TrainConfig, split: Split, confusions: Confusions,
+                 test: Scores | None) -> None:
+    import mlflow
+
+    from obesity.model import evaluate
+
+    plt = evaluate.headless_pyplot()
+    what = f"{cfg.model.name} on {cfg.data.name}"
+    figures = {f"confusion_matrix_{name}.png": evaluate.confusion_figure(matrix, f"{what}: {rows}")
+               for name, (matrix, rows) in confusions.items()}
+    if test is not None and test.probabilities is not None and test.predicted is not None:
+        truth = split.y_test.to_numpy()
+        figures["pr_curves_test.png"] = evaluate.pr_curves_figure(
+            truth, test.probabilities, f"{what}: precision-recall per class (test split)")
+        figures["calibration_test.png"] = evaluate.calibration_figure(
+            truth, test.predicted, test.probabilities, f"{what}: reliability (test split)")
+    for name, figure in figures.items():
+        mlflow.log_figure(figure, name)
+        plt.close(figure)
+
+
+def _log_importance(model: Pipeline, split: Split, seed: int, what: str) -> None:
+    """Permutation importance on the test split, into the active run (table and figure)."""
+    import mlflow
+
+    from obesity.model import evaluate
+
+    plt = evaluate.headless_pyplot()
+    table = evaluate.permutation_importances(model, split.X_test, split.y_test, seed)
+    figure = evaluate.importance_figure(table, f"{what}: permutation importance (test split)")
+    mlflow.log_text(table.to_csv(index=False), "permutation_importance_test.csv")
+    mlflow.log_figure(figure, "permutation_importance_test.png")
+    plt.close(figure)
 
 
 def _log_model(model: Pipeline, X_train: Any) -> str:

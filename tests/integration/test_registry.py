@@ -372,7 +372,13 @@ def test_every_number_in_a_versions_card_is_what_its_run_logged(registry):
     assert f"`{version.tags['onnx']}`" in card
     assert "SMOTE" in card and "Not a diagnosis" in card
     artifacts = {a.path for a in client.list_artifacts(version.run_id, "card")}
-    assert artifacts == {"card/README.md", "card/confusion_matrix_test.png"}
+    assert artifacts == {"card/README.md", "card/confusion_matrix_test.png",
+                         "card/calibration_test.png", "card/permutation_importance_test.png",
+                         "card/permutation_importance_test.csv"}
+    importance = _table(card, "Permutation importance (test)")
+    assert importance[0] == ["column", "mean", "std"] and len(importance) == 17
+    assert importance[1][0] == "Weight"  # the labels are BMI classes
+    assert "calibration_test.png" in card
 
 
 def test_the_baseline_margin_is_measured_on_the_same_rows(registry):

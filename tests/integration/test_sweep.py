@@ -47,8 +47,8 @@ def test_sweep_logs_one_tree_and_registers_a_champion(swept):
     assert parent.data.params["n_trials"] == "3"
     assert parent.data.metrics["trials_complete"] == 3
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "sweep")}
-    assert {"sweep/trials.csv", "sweep/optimization_history.png",
-            "sweep/param_importances.png", "sweep/sweeper.yaml"} <= artifacts
+    assert {"sweep/trials.csv", "sweep/optimization_history.png", "sweep/param_importances.png",
+            "sweep/parallel_coordinate.png", "sweep/contour.png", "sweep/sweeper.yaml"} <= artifacts
 
     children = runs_of(client, f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     trials = sorted(int(r.data.tags["trial"]) for r in children if "trial" in r.data.tags)

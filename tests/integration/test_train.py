@@ -7,8 +7,10 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+from sklearn.metrics import log_loss
 
 from obesity.data.contract import CLASSES, FEATURE_NAMES, TARGET
+from obesity.data.split import split_of
 from obesity.errors import ConfigError, StoreError
 from obesity.training import job as training
 from tests.helpers import FAST, RAW_CSV, RAW_MD5, compose_train, mlflow_client
@@ -43,7 +45,9 @@ def test_cli_run_is_finished_with_params_metrics_and_provenance(trained_cli):
     for cls in CLASSES:
         assert {f"cv_precision_{cls}", f"cv_recall_{cls}", f"cv_f1_{cls}", f"test_f1_{cls}"} <= set(m)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"confusion_matrix_cv.png", "confusion_matrix_test.png", "config", "hydra"} <= artifacts
+    assert {"confusion_matrix_cv.png", "confusion_matrix_test.png", "pr_curves_test.png",
+            "calibration_test.png", "config", "hydra"} <= artifacts
+    assert "permutation_importance_test.png" not in artifacts  # seconds: off for a plain run
     resolved = client.download_artifacts(run.info.run_id, "config/resolved.yaml", str(outputs))
     assert "n_estimators: 60" in Path(resolved).read_text()
 
@@ -62,17 +66,35 @@ def test_logged_model_predicts_class_names_from_raw_rows(trained_cli):
     # the same model through the sklearn flavour is the whole Pipeline
     pipeline = mlflow.sklearn.load_model(f"runs:/{run.info.run_id}/model")
     assert list(pipeline.named_steps) == ["bmi", "encode", "model"]
+    # the logged calibration figures are those of this model on the test split
+    _, split = split_of(compose_train(["model=rf", *FAST], outputs).data)
+    probabilities = pipeline.predict_proba(split.X_test)
+    assert run.data.metrics["test_log_loss"] == pytest.approx(
+        log_loss(split.y_test, probabilities, labels=pipeline.classes_), rel=1e-9)
+    confidence = probabilities.max(axis=1).mean()
+    right = (pipeline.predict(split.X_test) == split.y_test).mean()
+    assert abs(confidence - right) <= run.data.metrics["test_ece"] + 1e-12  # ECE >= |mean gap|
+    assert run.data.metrics["test_ece"] < 0.2
 
 
 @pytest.mark.slow
 def test_in_process_run_reproduces_the_cli_metrics_exactly(trained_cli, tmp_path):
     cli_outputs, _ = trained_cli
     _, cli_run = only_run(cli_outputs)
-    result = training.run(compose_train(["model=rf", *FAST, "log_model=false"], tmp_path))
+    result = training.run(compose_train(["model=rf", *FAST, "log_model=false",
+                                         "log_importance=true"], tmp_path))
     assert result.metrics == pytest.approx(
         {k: cli_run.data.metrics[k] for k in result.metrics}, abs=0, rel=0
     )
     assert result.objective == result.metrics["cv_f1_macro_mean"]
+    # asked for: permutation importance on the test split; the labels are BMI classes, so
+    # shuffling Weight costs the most
+    client = mlflow_client(tmp_path)
+    table = pd.read_csv(client.download_artifacts(result.run_id, "permutation_importance_test.csv",
+                                                  str(tmp_path)))
+    assert sorted(table["column"]) == sorted(FEATURE_NAMES)
+    assert table["column"].iloc[0] == "Weight" and table["mean"].iloc[0] > 0.3
+    assert "permutation_importance_test.png" in {a.path for a in client.list_artifacts(result.run_id)}
 
 
 @pytest.mark.slow
