@@ -349,3 +349,31 @@ def test_a_new_study_starts_from_the_champions_parameters(tmp_path):
                       "hydra.sweeper.study_name=cold", "hydra.sweeper.warm_start=false"], tmp_path)
     assert cold.returncode == 0 and "warm start" not in cold.stderr
     assert load_study(tmp_path, "cold").trials[0].params != champion
+
+
+def test_optuna_dashboard_serves_a_real_study(swept, tmp_path):
+    """docs/sweeps.md's `optuna-dashboard sqlite:///outputs/optuna.db` on a real sweep's storage
+    (loopback only): its API lists the study and each trial with the value the study holds."""
+    import httpx
+
+    from obesity.testing import local_servers
+
+    outputs, _ = swept
+    storage = compose_train([], outputs).registry.study_storage
+    trials = load_study(outputs, STUDY).trials
+    expected = {t.number: t.value for t in trials if t.state == TrialState.COMPLETE}
+    base, log = f"http://127.0.0.1:{local_servers.free_port()}", tmp_path / "dashboard.log"
+    proc = local_servers.start([str(Path(sys.executable).with_name("optuna-dashboard")), storage,
+                                "--host", "127.0.0.1", "--port", base.rsplit(":", 1)[1]], log)
+    try:
+        local_servers.wait_for(lambda: httpx.get(f"{base}/api/studies").status_code == 200,
+                               "optuna-dashboard", proc, log, timeout=60)
+        studies = httpx.get(f"{base}/api/studies").json()["study_summaries"]
+        (study,) = [s for s in studies if s["study_name"] == STUDY]
+        detail = httpx.get(f"{base}/api/studies/{study['study_id']}").json()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    shown = {t["number"]: t["values"][0] for t in detail["trials"] if t["state"] == "Complete"}
+    assert shown == pytest.approx(expected) and len(expected) == 3
+    assert {p["name"] for p in detail["trials"][0]["params"]} == set(trials[0].params)
