@@ -4,7 +4,7 @@
 # reachable. Built with `docker build --network host -t obesity .` (or `docker compose build`).
 ARG BASE=debian:bookworm-slim
 
-FROM ${BASE} AS builder
+FROM ${BASE} AS uv
 ARG UV_VERSION=0.13.9
 ENV DEBIAN_FRONTEND=noninteractive
 # An extra CA for a TLS-intercepting proxy: its *.crt in docker/ca/ (git-ignored) is trusted here.
@@ -19,13 +19,23 @@ WORKDIR /app
 # exactly uv.lock, no dev group, bytecode compiled, Debian's python3.11 (never a downloaded one)
 ENV UV_PYTHON_DOWNLOADS=never UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_FROZEN=1 \
     UV_PROJECT_ENVIRONMENT=/app/.venv
-# the dependencies first: a change of the code does not reinstall them
+
+# What the image installs, from the lock: the dev group and the extras left out. The install
+# below is keyed on this file's content, so neither a code change nor a dev tool added to
+# uv.lock reinstalls the dependencies.
+FROM uv AS requirements
 COPY pyproject.toml uv.lock ./
-RUN /opt/uv/bin/uv sync --no-dev --no-install-project --python /usr/bin/python3 --quiet
-COPY README.md ./
+RUN /opt/uv/bin/uv export --no-dev --no-emit-project --quiet -o requirements.txt
+
+FROM uv AS builder
+COPY --from=requirements /app/requirements.txt ./
+RUN /opt/uv/bin/uv venv --quiet --python /usr/bin/python3 /app/.venv \
+    && /opt/uv/bin/uv pip install --quiet --python /app/.venv/bin/python -r requirements.txt
+COPY pyproject.toml uv.lock README.md ./
 COPY configs/ configs/
 COPY hydra_plugins/ hydra_plugins/
 COPY obesity/ obesity/
+# the project itself (the dependencies are in place: uv checks them against the lock)
 RUN /opt/uv/bin/uv sync --no-dev --no-editable --python /usr/bin/python3 --quiet
 
 FROM ${BASE}
