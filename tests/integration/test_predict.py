@@ -19,6 +19,7 @@ from obesity.data.contract import CLASSES, FEATURE_NAMES
 from obesity.data.load import file_md5
 from obesity.errors import DataError
 from obesity.model import files as model_files
+from obesity.predict import main as predict_main
 from obesity.runtime import using
 from obesity.serving import csv_table
 from tests.helpers import ROOT, register
@@ -107,13 +108,16 @@ def test_skip_scores_good_rows_and_names_bad_ones_as_the_service_does(outputs, p
     assert (record["rows"], record["scored"], record["rejected"]) == (40, 36, 4)
 
 
-def test_fail_writes_nothing_and_names_the_first_bad_rows(outputs, people, tmp_path):
+def test_fail_writes_nothing_and_names_the_first_bad_rows(outputs, people, tmp_path, capsys):
+    """The command's own main() in this process (the subprocess above shows the entrypoint)."""
     out = tmp_path / "scored.csv"
     out.write_text("an earlier output\n")
-    result = predict(str(people), str(out), f"paths.outputs={outputs}")
-    assert result.returncode == 1
-    assert result.stdout == ""
-    error = result.stderr.strip()
+    with pytest.raises(SystemExit) as exit_:
+        predict_main([str(people), str(out), f"paths.outputs={outputs}"])
+    assert exit_.value.code == 1
+    said = capsys.readouterr()
+    assert said.out == ""
+    error = said.err.strip()
     assert error.startswith(f"error: {people}: 4 row(s) of lines 2-42 break the data contract: "
                             "line 5: Age: not a number (got 'abc'); line 9: Gender: must be one "
                             "of Female, Male (got 'F'); Height: ")
