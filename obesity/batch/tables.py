@@ -40,7 +40,7 @@ class Source:
         self.path, self.chunk_rows = path, chunk_rows
         self.kind = file_format(path)
         if not path.is_file():
-            raise DataError(f"{path}: no such file")
+            raise DataError(f"{path}: {'not a file' if path.exists() else 'no such file'}")
         self.columns = self._header() if self.kind == "csv" else self._parquet_columns()
         counts = Counter(self.columns)
         missing = [name for name in FEATURE_NAMES if name not in counts]
