@@ -125,14 +125,15 @@ def _reject(chunk: pd.DataFrame, bad: np.ndarray, source: tables.Source, on_erro
 def _answers(rows: pd.DataFrame, typed: pd.DataFrame, model: ServedModel) -> pd.DataFrame:
     """The rows as read (minus earlier prediction columns), then this model's answers."""
     kept = rows.drop(columns=[c for c in rows.columns if c in OUTPUT_COLUMNS])
+    from obesity.model.evaluate import in_contract_order
+
     if typed.empty:
         labels, probabilities = np.array([], dtype=object), np.zeros((0, len(CLASSES)))
-        order = list(range(len(CLASSES)))
     else:
-        labels, probabilities = model.predictor.predict_columns(typed)
-        order = [model.predictor.classes.index(c) for c in CLASSES]
+        labels, found = model.predictor.predict_columns(typed)
+        probabilities = in_contract_order(found, model.predictor.classes)
     out = {PREDICTION: pd.Series(labels, index=rows.index, dtype=object)}
-    for j, name in zip(order, CLASSES, strict=True):
+    for j, name in enumerate(CLASSES):
         out[PROBABILITY + name] = np.round(probabilities[:, j], 6)
     return pd.concat([kept, pd.DataFrame(out, index=rows.index)], axis=1)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -103,11 +104,19 @@ def score(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, prefix: str = "test
     metrics |= per_class(truth, predicted, prefix=prefix) | ordinal(truth, predicted, prefix=prefix)
     probabilities = None
     if hasattr(pipeline, "predict_proba"):
-        found = pipeline.predict_proba(X)
-        probabilities = found[:, [list(pipeline.classes_).index(c) for c in CLASSES]]
+        probabilities = in_contract_order(pipeline.predict_proba(X), pipeline.classes_)
         metrics |= calibration(truth, predicted, probabilities, prefix)
     return Scores(metrics, confusion_matrix(truth, predicted, labels=list(CLASSES)), predicted,
                   probabilities=probabilities)
+
+
+def in_contract_order(probabilities: np.ndarray, classes: Sequence[Any]) -> np.ndarray:
+    """A model's probabilities (columns in `classes` order) as one column per contract class, in
+    CLASSES order; 0 for a class the model never saw (trained on a file that lacks it)."""
+    out = np.zeros((len(probabilities), len(CLASSES)))
+    for j, name in enumerate(classes):
+        out[:, CLASSES.index(str(name))] = probabilities[:, j]
+    return out
 
 
 def calibration(truth: np.ndarray, predicted: np.ndarray, probabilities: np.ndarray,
@@ -164,8 +173,15 @@ def permutation_importances(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series,
     and its std over `repeats` shuffles, largest first."""
     from sklearn.inspection import permutation_importance
 
-    found = permutation_importance(pipeline, X, y, scoring="f1_macro", n_repeats=repeats,
-                                   random_state=seed)
+    # some 80 predictions of a few hundred rows each: an estimator's own threads only add
+    # dispatch overhead (and stall on a busy machine), so one thread while it runs
+    jobs = {key: value for key, value in pipeline.get_params().items() if key.endswith("n_jobs")}
+    pipeline.set_params(**{key: 1 for key in jobs})
+    try:
+        found = permutation_importance(pipeline, X, y, scoring="f1_macro", n_repeats=repeats,
+                                       random_state=seed)
+    finally:
+        pipeline.set_params(**jobs)
     return pd.DataFrame({"column": list(X.columns), "mean": found.importances_mean,
                          "std": found.importances_std}).sort_values("mean", ascending=False)
 

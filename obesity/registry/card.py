@@ -6,7 +6,8 @@ version's run, and the version's tag `card` names it.
 `python -m obesity.registry card V` prints it; the service links it from `GET /model`.
 Its metrics are read from what the version's run logged (tests/integration/test_registry.py
 checks); its figures and the permutation importance (also `card/permutation_importance_test.csv`)
-are computed on the version's test split when it is written.
+are the run's own when it logged them (the same model on the same test split), else made on the
+version's test split when the card is written.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 ARTIFACT_DIR = "card"
 ARTIFACT = f"{ARTIFACT_DIR}/README.md"
 TAG = "card"  # version tag: the card's artifact path in the version's run
+IMPORTANCE = "permutation_importance_test.csv"
 OVERALL = ("test_accuracy", "test_f1_macro", "test_qwk", "test_class_distance")
 
 INTENDED_USE = (
@@ -126,25 +128,37 @@ def write(client: MlflowClient, cfg: TrainConfig, version: ModelVersion, model: 
     })
     what = f"{version.name} v{version.version}"
     truth = split.y_test.to_numpy()
-    figures = {"Confusion matrix (test)": ("confusion_matrix_test.png", evaluate.confusion_figure(
-        confusion_matrix(truth, predicted, labels=list(CLASSES)), f"{what}: test split"))}
-    if hasattr(model, "predict_proba"):
-        probabilities = model.predict_proba(split.X_test)[
-            :, [list(model.classes_).index(c) for c in CLASSES]]
-        figures["Reliability (test)"] = ("calibration_test.png", evaluate.calibration_figure(
-            truth, predicted, probabilities, f"{what}: reliability (test split)"))
-    importance = evaluate.permutation_importances(model, split.X_test, split.y_test,
-                                                  seed=reg.bootstrap_seed)
-    figures["Permutation importance plot (test)"] = ("permutation_importance_test.png",
-                                                evaluate.importance_figure(
-                                                    importance, f"{what}: permutation importance"))
-    card.add_table(**{"Permutation importance (test)": importance.round(4)})
+    run_id = version.run_id or ""
+    logged = {a.path for a in client.list_artifacts(run_id)}  # the version's run's own files
     with tempfile.TemporaryDirectory() as tmp:
-        for section, (name, figure) in figures.items():
-            figure.savefig(Path(tmp, name), dpi=80)
-            plt.close(figure)
+        if IMPORTANCE in logged:  # the run computed it (log_importance): the same model and rows
+            importance = pd.read_csv(client.download_artifacts(run_id, IMPORTANCE, tmp))
+        else:
+            importance = evaluate.permutation_importances(model, split.X_test, split.y_test,
+                                                          seed=cfg.seed)
+            importance.to_csv(Path(tmp, IMPORTANCE), index=False)
+        card.add_table(**{"Permutation importance (test)": importance.round(4)})
+        figures: dict[str, tuple[str, Any]] = {  # section -> (file, how to draw it if need be)
+            "Confusion matrix (test)": ("confusion_matrix_test.png", lambda: evaluate.confusion_figure(
+                confusion_matrix(truth, predicted, labels=list(CLASSES)), f"{what}: test split")),
+            "Reliability (test)": ("calibration_test.png", lambda: evaluate.calibration_figure(
+                truth, predicted,
+                evaluate.in_contract_order(model.predict_proba(split.X_test), model.classes_),
+                f"{what}: reliability (test split)")),
+            "Permutation importance plot (test)": ("permutation_importance_test.png",
+                                                   lambda: evaluate.importance_figure(
+                                                       importance, f"{what}: permutation importance")),
+        }
+        if not hasattr(model, "predict_proba"):
+            del figures["Reliability (test)"]
+        for section, (name, draw) in figures.items():
+            if name in logged:  # the run's figure of the same model on the same rows: copied
+                client.download_artifacts(run_id, name, tmp)
+            else:
+                figure = draw()
+                figure.savefig(Path(tmp, name), dpi=80)
+                plt.close(figure)
             card.add_plot(**{section: name})
-        importance.to_csv(Path(tmp, "permutation_importance_test.csv"), index=False)
         card.save(Path(tmp, "README.md"))
         client.log_artifacts(version.run_id or "", tmp, ARTIFACT_DIR)
     client.set_model_version_tag(version.name, version.version, TAG, ARTIFACT)

@@ -29,41 +29,53 @@ LABELS = Counter("obesity_feedback_labels", "Labels stored through POST /feedbac
 
 # The monitor's last verdict on the served version, read from the version's tags at each poll
 # of the registry (obesity.monitoring.job writes them), so that an alert rule can fire on it.
+_SERVED = ["model", "version"]
 VERDICT = Gauge("obesity_monitor_status",
                 "1 for the monitor's last verdict on the served version, by check (drift: "
                 "drift|no_drift|insufficient_data; performance: ok|degraded|insufficient)",
-                ["model", "version", "check", "status"])
+                [*_SERVED, "check", "status"])
 CHECKED = Gauge("obesity_monitor_checked_timestamp_seconds",
                 "When the monitor last checked the served version (Unix time), by check",
-                ["model", "version", "check"])
+                [*_SERVED, "check"])
 DRIFT_SHARE = Gauge("obesity_monitor_drift_share",
                     "Share of drifted columns at the last drift check of the served version",
-                    ["model", "version"])
+                    _SERVED)
 REALIZED = Gauge("obesity_monitor_realized",
                  "The served version's score on its labelled traffic at the last check, with "
                  "the bounds of its interval (bound: estimate|low|high)",
-                 ["model", "version", "metric", "bound"])
+                 [*_SERVED, "metric", "bound"])
 REALIZED_ROWS = Gauge("obesity_monitor_labelled_rows",
                       "Labelled rows the last performance check of the served version scored",
-                      ["model", "version"])
+                      _SERVED)
 _REALIZED = re.compile(r"^(?P<estimate>[\d.]+) \[(?P<low>[\d.]+), (?P<high>[\d.]+)\]$")
 
 
 def show_verdicts(model: str, version: str, tags: Mapping[str, str]) -> None:
-    """Set the verdict gauges from a version's tags (what a check has not said is absent)."""
-    for gauge in (VERDICT, CHECKED, DRIFT_SHARE, REALIZED, REALIZED_ROWS):
-        gauge.clear()
+    """Set the verdict gauges from a version's tags; a series the tags no longer give is removed
+    (what a check has not said is absent). A series that stays is never absent in between, so a
+    scrape during a poll cannot see an alert's series vanish for a moment."""
+    wanted: dict[Gauge, dict[tuple[str, ...], float]] = {gauge: {} for gauge in _VERDICT_GAUGES}
     for check in ("drift", "performance"):
         if status := tags.get(f"{check}_status"):
-            VERDICT.labels(model, version, check, status).set(1)
+            wanted[VERDICT][(model, version, check, status)] = 1
         with contextlib.suppress(ValueError):
             at = datetime.fromisoformat(tags.get(f"{check}_checked_at", ""))
-            CHECKED.labels(model, version, check).set(at.timestamp())
+            wanted[CHECKED][(model, version, check)] = at.timestamp()
     with contextlib.suppress(ValueError):
-        DRIFT_SHARE.labels(model, version).set(float(tags.get("drift_share", "")))
+        wanted[DRIFT_SHARE][(model, version)] = float(tags.get("drift_share", ""))
     with contextlib.suppress(ValueError):
-        REALIZED_ROWS.labels(model, version).set(int(tags.get("realized_rows", "")))
+        wanted[REALIZED_ROWS][(model, version)] = int(tags.get("realized_rows", ""))
     for metric in ("accuracy", "f1_macro"):
         if found := _REALIZED.match(tags.get(f"realized_{metric}", "")):
             for bound, value in found.groupdict().items():
-                REALIZED.labels(model, version, metric, bound).set(float(value))
+                wanted[REALIZED][(model, version, metric, bound)] = float(value)
+    for gauge, values in wanted.items():
+        for labels, value in values.items():
+            gauge.labels(*labels).set(value)
+        shown = {tuple(sample.labels.values()) for family in gauge.collect()
+                 for sample in family.samples}  # labels in the gauge's own order
+        for labels in shown - values.keys():
+            gauge.remove(*labels)
+
+
+_VERDICT_GAUGES = (VERDICT, CHECKED, DRIFT_SHARE, REALIZED, REALIZED_ROWS)
