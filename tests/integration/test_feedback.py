@@ -248,6 +248,14 @@ def test_the_example_alert_rules_are_valid_prometheus_rules():
     assert result.returncode == 0 and "SUCCESS: 6 rules found" in result.stdout, result.stdout + result.stderr
 
 
+def shows(client, status: str, rows: int) -> bool:
+    """One scrape shows a whole performance verdict: its status and (set last by a poll) its
+    labelled rows; a scrape during a poll may see a part of it."""
+    text = client.get("/metrics").text
+    return (verdict(text, "performance", status) == 1
+            and sample(text, "obesity_monitor_labelled_rows") == rows)
+
+
 def verdict(client_or_text, check: str, status: str) -> float | None:
     text = client_or_text if isinstance(client_or_text, str) else client_or_text.get("/metrics").text
     return sample(text, "obesity_monitor_status", check=check, status=status)
@@ -262,12 +270,12 @@ def test_the_monitor_scores_labelled_traffic_ok_when_it_agrees_degraded_when_not
         assert client.post("/feedback/batch", json={"labels": labels}, headers=AUTH).status_code == 201
         ok = job.run(compose_monitor(served, "monitor.label_window=418", *LABELS_ONLY), tmp_path / "ok")
         # the verdict reaches /metrics at the service's next poll of the registry
-        assert wait_until(lambda: verdict(client, "performance", "ok") == 1)
+        assert wait_until(lambda: shows(client, "ok", 418))
         rid, served_answers = predict(client, records(people))
         labels = [{"request_id": rid, "row": i, "label": y} for i, y in enumerate(people[TARGET])]
         assert client.post("/feedback/batch", json={"labels": labels}, headers=AUTH).status_code == 201
         bad = job.run(compose_monitor(served, "monitor.label_window=400", *LABELS_ONLY), tmp_path / "bad")
-        assert wait_until(lambda: verdict(client, "performance", "degraded") == 1)
+        assert wait_until(lambda: shows(client, "degraded", 400))
         scraped = client.get("/metrics").text
     assert verdict(scraped, "performance", "ok") is None  # one status at a time
     assert verdict(scraped, "drift", "insufficient_data") == 1  # too few rows for drift, on purpose

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from obesity.data.contract import CLASSES
-from obesity.model.evaluate import calibration
+from obesity.model.evaluate import calibration, in_contract_order
 
 TRUE = CLASSES.index("Overweight_Level_I")
 
@@ -35,3 +35,14 @@ def test_ece_is_the_row_weighted_gap_between_confidence_and_accuracy(top, right,
     assert found["test_ece"] == pytest.approx(ece)
     # the loss is the mean -log of the true class's probability
     assert found["test_log_loss"] == pytest.approx(-np.log(probabilities[:, TRUE]).mean())
+
+
+def test_a_model_that_never_saw_a_class_gives_it_probability_zero():
+    """A model trained on a file with two classes (sklearn's classes_ sorted): its columns land
+    on those classes' contract columns, every other class is 0."""
+    found = np.array([[0.2, 0.8], [0.7, 0.3]])
+    placed = in_contract_order(found, ["Obesity_Type_I", "Normal_Weight"])
+    assert placed.shape == (2, len(CLASSES))
+    np.testing.assert_array_equal(placed[:, CLASSES.index("Obesity_Type_I")], [0.2, 0.7])
+    np.testing.assert_array_equal(placed[:, CLASSES.index("Normal_Weight")], [0.8, 0.3])
+    assert placed.sum() == pytest.approx(2.0)
