@@ -13,6 +13,9 @@ Also the batch over ONE connection, next to the same rows through ONNX Runtime i
 on (the default) next to the same service with both off, single rows (goal, issue 15: >= 90% of
 the throughput, p99 <= 20 ms), with each server's own CPU time a request (from /proc). And the
 page (issue 17): its bytes, GET / under load, the batch as a CSV file next to the JSON batch.
+And the stack's limit (issue 28): a bare Litestar + uvicorn + uvloop endpoint decoding the same
+body into the same Struct and returning a constant, same client, in the same alternating rounds
+(goal: the service with log and metrics >= 0.45 of it).
 """
 
 from __future__ import annotations
@@ -157,7 +160,26 @@ def page_figures(port: int, rows: list[dict], batch: dict, seconds: float) -> No
           f"{as_csv['p50'] / batch['p50']:.2f}x the JSON batch's p50")
 
 
+def bare_endpoint(port: int) -> None:
+    """The stack's limit: Litestar on uvicorn + uvloop, one route that decodes the same body into
+    the same 16-field Struct (the service's `Person`) and returns a constant: no model, no log,
+    no metrics, no middleware. `python scripts/bench_serve.py --bare PORT`."""
+    import uvicorn
+    from litestar import Litestar, post
+
+    from obesity.serving.schema import Person
+
+    @post("/predict", status_code=200)
+    async def predict(data: Person) -> dict[str, str]:  # type: ignore[valid-type]
+        return {"prediction": "Normal_Weight"}
+
+    uvicorn.run(Litestar([predict], signature_namespace={"Person": Person}), host="127.0.0.1",
+                port=port, log_level="warning", access_log=False, loop="uvloop")
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--bare"]:
+        return bare_endpoint(int(sys.argv[2]))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="per scenario and server")
     parser.add_argument("--concurrency", type=int, default=8)
@@ -171,7 +193,7 @@ def main() -> None:
         promote_default_model(outputs)
     env = {**local_servers.VENV_ENV,
            "MLFLOW_TRACKING_URI": compose([f"paths.outputs={outputs}"]).registry.tracking_uri}
-    ours, theirs, quiet = (local_servers.free_port() for _ in range(3))
+    ours, theirs, quiet, bare = (local_servers.free_port() for _ in range(4))
     servers = {
         "obesity.serve": subprocess.Popen(
             [sys.executable, "-m", "obesity.serve", f"paths.root={ROOT}",
@@ -182,6 +204,9 @@ def main() -> None:
              f"paths.outputs={outputs}", f"port={quiet}", "log_level=warning",
              "registry.prediction_log=null", "monitor.metrics=false"],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True),
+        "bare Litestar endpoint": subprocess.Popen(
+            [sys.executable, __file__, "--bare", str(bare)], cwd=ROOT, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True),
         "mlflow models serve": subprocess.Popen(
             [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/obesity_full@champion",
              "-p", str(theirs), "--env-manager", "local", "-w", "1"],
@@ -191,6 +216,7 @@ def main() -> None:
         wait_ready(f"http://127.0.0.1:{ours}/ready", servers["obesity.serve"])
         wait_ready(f"http://127.0.0.1:{quiet}/ready", servers["obesity.serve, no log or metrics"])
         wait_ready(f"http://127.0.0.1:{theirs}/ping", servers["mlflow models serve"])
+        wait_ready(f"http://127.0.0.1:{bare}/schema/openapi.json", servers["bare Litestar endpoint"])
         one, many = test_rows(1)[0], test_rows(args.batch)
         scenarios = {
             "single row": (
@@ -215,10 +241,11 @@ def main() -> None:
                   f"{b['p50'] / a['p50']:>8.1f}x{b['p99'] / a['p99']:>8.1f}x")
         # on vs off alternate, several rounds: on 2 shared cores one 8 s load varies by ~15%
         single = json.dumps(one).encode()
-        runs: dict[int, list[dict]] = {ours: [], quiet: []}
-        pids = {ours: servers["obesity.serve"].pid, quiet: servers["obesity.serve, no log or metrics"].pid}
+        runs: dict[int, list[dict]] = {ours: [], quiet: [], bare: []}
+        pids = {ours: servers["obesity.serve"].pid, quiet: servers["obesity.serve, no log or metrics"].pid,
+                bare: servers["bare Litestar endpoint"].pid}
         for round_ in range(args.rounds):
-            for port in ((ours, quiet) if round_ % 2 == 0 else (quiet, ours)):
+            for port in ((ours, quiet, bare) if round_ % 2 == 0 else (bare, quiet, ours)):
                 cpu = cpu_seconds(pids[port])
                 result = load(port, request_bytes(port, "/predict", single), args.seconds,
                               args.concurrency)
@@ -233,9 +260,14 @@ def main() -> None:
               f"a request; both off {off['rps']:.1f} req/s, p99 {off['p99']:.2f} ms, "
               f"{off['cpu_us']:.0f} us; on / off = {on['rps'] / off['rps']:.1%} of the throughput, "
               f"{on['cpu_us'] / off['cpu_us']:.2f}x the CPU a request")
-        for port, label in ((ours, "on"), (quiet, "off")):
-            print(f"  {label:>3}: req/s {[round(r['rps']) for r in runs[port]]}, us CPU a request "
+        limit = {key: statistics.median(r[key] for r in runs[bare]) for key in ("rps", "cpu_us")}
+        for port, label in ((ours, "on"), (quiet, "off"), (bare, "bare")):
+            print(f"  {label:>4}: req/s {[round(r['rps']) for r in runs[port]]}, us CPU a request "
                   f"{[round(r['cpu_us']) for r in runs[port]]}")
+        print(f"goal on / off >= 90%: {'met' if on['rps'] / off['rps'] >= 0.9 else 'missed'}; "
+              f"the service (log and metrics on) / the bare endpoint ({limit['rps']:.1f} req/s, "
+              f"{limit['cpu_us']:.0f} us CPU a request) = {on['rps'] / limit['rps']:.2f} "
+              f"(goal >= 0.45: {'met' if on['rps'] / limit['rps'] >= 0.45 else 'missed'})")
         alone = load(ours, scenarios[f"{args.batch}-row batch"][0], args.seconds, 1)
         onnx_ms = in_process_onnx_ms(outputs, many)
         print(f"\n{args.batch}-row batch, one connection: obesity.serve p50 {alone['p50']:.1f} ms, "
