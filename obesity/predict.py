@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from obesity.errors import exit_on_error
-from obesity.runtime import using
+from obesity.runtime import command_line_process, using
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,4 +48,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    command_line_process()
     sys.exit(main())

@@ -101,8 +101,9 @@ def hydra_cli(main: Any) -> None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from obesity.runtime import using
+    from obesity.runtime import command_line_process, using
 
+    command_line_process()
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing: said here
     schemas.register()  # before hydra.main composes
     try:

@@ -3,5 +3,8 @@
 import sys
 
 from obesity.registry.cli import main
+from obesity.runtime import command_line_process
 
-sys.exit(main())
+if __name__ == "__main__":
+    command_line_process()
+    sys.exit(main())

@@ -30,8 +30,9 @@ def main(stage: Any) -> None:
     from obesity.config.compose import compose_saved, typed
     from obesity.config.schemas import TrainConfig
     from obesity.errors import exit_on_error
-    from obesity.runtime import using
+    from obesity.runtime import command_line_process, using
 
+    command_line_process()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     with using(), exit_on_error():  # the environment set before MLflow is imported
         stage(typed(compose_saved(PARAMS), TrainConfig))
