@@ -108,17 +108,33 @@ def checked_file(name: str, version: str | int) -> Iterator[Path]:
         yield path
 
 
-def load_file(path: Path) -> Any:
-    """Load a skops file that `checked_file` returned."""
+def load_file(path: Path, label: str | None = None) -> Any:
+    """Load a skops file (of a registered version: `label`) with skops' defaults and the reviewed
+    types only: skops audits every type before it builds anything (ModelRefused naming the
+    others), the same audit `check_types` runs without loading."""
     import skops.io
+    from skops.io.exceptions import UntrustedTypesFoundException
 
-    return skops.io.load(path, trusted=SKOPS_TRUSTED_TYPES)
+    repair = f"; {REPAIR}" if label else ""  # a registered version's, not a plain file's
+    label = label or str(path)
+    try:
+        return skops.io.load(path, trusted=SKOPS_TRUSTED_TYPES)
+    except UntrustedTypesFoundException as exc:
+        untrusted = exc.args[0] if exc.args and isinstance(exc.args[0], set) else {str(exc)}
+        raise ModelRefused(f"{label} holds types nobody reviewed for loading: "
+                           f"{', '.join(sorted(map(str, untrusted)))}") from None
+    except OSError as exc:
+        raise RegistryError(f"{label}: its skops file cannot be read ({exc}){repair}") from None
+    except Exception as exc:  # not a skops archive, or one that does not build
+        raise ModelRefused(f"{label}: its skops file cannot be read ({exc})") from None
 
 
 def load_pipeline(name: str, version: str | int) -> Any:
-    """The sklearn Pipeline of a registered version, loaded only after the checks above."""
-    with checked_file(name, version) as path:
-        return load_file(path)
+    """The sklearn Pipeline of a registered version, loaded only after the checks above (one
+    audit of its types: the load's own)."""
+    label = f"{name} version {version}"
+    with tempfile.TemporaryDirectory(prefix="obesity-model-") as tmp:
+        return load_file(skops_file(download(name, version, Path(tmp)), label), label)
 
 
 def artifact_path(relative: str, label: str) -> str:

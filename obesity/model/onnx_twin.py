@@ -22,14 +22,17 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-from sklearn.pipeline import Pipeline
 
 from obesity.data.contract import NUMERIC_FEATURES
-from obesity.model.features import AddBMI
+
+if TYPE_CHECKING:  # converting and verifying need them; serving a twin does not load them
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
+    from obesity.model.features import AddBMI
 
 log = logging.getLogger(__name__)
 CLASSES_KEY = "classes"
@@ -58,6 +61,8 @@ def _register_converters() -> None:
     )
     from skl2onnx.proto import onnx_proto
     from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from obesity.model.features import AddBMI
 
     def parse_bmi(scope: Any, model: AddBMI, inputs: list, custom_parsers: Any = None) -> list:
         operator = scope.declare_local_operator("ObesityAddBMI", model)
@@ -127,6 +132,8 @@ def convert(pipeline: Pipeline, columns: list[str], opset: int) -> bytes:
     """The pipeline as a serialized ONNX model: one input per raw column, outputs label and
     probabilities (a plain tensor, columns in `pipeline.classes_` order)."""
     from skl2onnx import to_onnx
+
+    from obesity.model.features import AddBMI
 
     if len(pipeline.classes_) < 2:  # checked first: ONNX Runtime aborts the process on such a twin
         raise ValueError(f"the model knows {len(pipeline.classes_)} class: a one-class model "

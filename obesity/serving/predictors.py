@@ -116,25 +116,28 @@ def load(version: ModelVersion, alias: str, cfg: LoadOptions, threads: int = 1) 
 
     Every file comes from the version's own artifacts and must be the one its manifest binds
     (obesity.registry.manifest: signed and checked with registry.verify_key when set); the skops
-    file must also pass obesity.model.files (reviewed types only). A file that differs is
-    ModelRefused; one that cannot be read is a RegistryError, tried again at the next poll.
+    file, when it is loaded, must also pass obesity.model.files (reviewed types only). A file
+    that differs is ModelRefused; one that cannot be read is a RegistryError, tried again at the
+    next poll.
     `threads`: ONNX Runtime's threads (1 for requests of a few rows; more for a file)."""
     label = f"{version.name} version {version.version}"
     integrity = manifest.check(version, cfg.registry)
-    with model_files.checked_file(version.name, version.version) as skops_path, \
-            tempfile.TemporaryDirectory(prefix="obesity-serve-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="obesity-serve-") as tmp:
+        folder = Path(tmp)
+        skops_path = model_files.skops_file(
+            model_files.download(version.name, version.version, folder / "model"), label)
+        # the digest binds the file to what registration checked; its types are audited only
+        # when it is loaded (a verified twin serves without it)
         manifest.expect(integrity, manifest.MODEL, skops_path, label)
-        card = _card(version, integrity, Path(tmp), label)
-        pipeline = None
+        card = _card(version, integrity, folder, label)
         predictor: Predictor | None = None
         if cfg.use_onnx and manifest.ONNX in integrity.files:
-            predictor = _bound_twin(version, integrity, Path(tmp), label, threads)
-        elif cfg.use_onnx and cfg.export_onnx:  # no twin bound: made now, from the checked file
-            pipeline = model_files.load_file(skops_path)
-            predictor = _twin_made_now(version, pipeline, cfg.registry, label, threads)
+            predictor = _bound_twin(version, integrity, folder, label, threads)
         if predictor is None:
-            predictor = SklearnPredictor(pipeline or model_files.load_file(skops_path),
-                                         threads if threads > 1 else None)
+            pipeline = model_files.load_file(skops_path, label)
+            if cfg.use_onnx and cfg.export_onnx and manifest.ONNX not in integrity.files:
+                predictor = _twin_made_now(version, pipeline, cfg.registry, label, threads)
+            predictor = predictor or SklearnPredictor(pipeline, threads if threads > 1 else None)
     return ServedModel(version.name, str(version.version), alias, version.run_id,
                        dict(version.tags), predictor, integrity, card=card)
 

@@ -31,14 +31,28 @@ def model_folder(folder: Path, path: str = "model.skops", fmt: str = "skops") ->
     return folder
 
 
-def test_a_skops_file_holding_an_unreviewed_type_is_refused_without_running_it(tmp_path):
+# checking without loading (registration) and loading (serving, monitoring) refuse alike
+CHECK_OR_LOAD = [files.check_types, files.load_file]
+
+
+@pytest.mark.parametrize("check", CHECK_OR_LOAD)
+def test_a_skops_file_holding_an_unreviewed_type_is_refused_without_running_it(tmp_path, check):
     marker = tmp_path / "it-ran"
     folder = model_folder(tmp_path / "model")
     skops.io.dump({"model": Unreviewed(str(marker))}, folder / "model.skops")
     path = files.skops_file(folder, "v9")
     with pytest.raises(ModelRefused, match=r"v9 holds types nobody reviewed.*Unreviewed"):
-        files.check_types(path, "v9")
+        check(path, "v9")
     assert not marker.exists()
+
+
+def test_a_skops_file_of_reviewed_types_loads(tmp_path):
+    from obesity.model.features import AddBMI
+
+    folder = model_folder(tmp_path / "model")
+    skops.io.dump({"step": AddBMI()}, folder / "model.skops")
+    loaded = files.load_file(files.skops_file(folder, "v9"), "v9")
+    assert isinstance(loaded["step"], AddBMI)
 
 
 def test_an_mlmodel_naming_a_file_outside_the_model_is_refused(tmp_path):
@@ -49,11 +63,12 @@ def test_an_mlmodel_naming_a_file_outside_the_model_is_refused(tmp_path):
             files.skops_file(folder, "v9")
 
 
-def test_an_unreadable_skops_file_is_refused_naming_why(tmp_path):
+@pytest.mark.parametrize("check", CHECK_OR_LOAD)
+def test_an_unreadable_skops_file_is_refused_naming_why(tmp_path, check):
     folder = model_folder(tmp_path / "model")
     (folder / "model.skops").write_bytes(b"PK\x03\x04 not really a zip archive")
     with pytest.raises(ModelRefused, match="v9: its skops file cannot be read"):
-        files.check_types(files.skops_file(folder, "v9"), "v9")
+        check(files.skops_file(folder, "v9"), "v9")
 
 
 @pytest.mark.parametrize("text, why", [
