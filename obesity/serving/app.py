@@ -21,7 +21,7 @@ from typing import Any
 
 import anyio
 import msgspec
-from litestar import Litestar, MediaType, Request, Response, get, head, post
+from litestar import Litestar, MediaType, Request, Response, Router, get, head, post
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, ServiceUnavailableException
 from litestar.openapi import OpenAPIConfig
@@ -31,7 +31,7 @@ from litestar.static_files import create_static_files_router
 from obesity.config import checks as config_checks
 from obesity.config.compose import sweep_command
 from obesity.config.schemas import ServeConfig
-from obesity.serving import api_docs, auth, csv_table, feedback, metrics, page
+from obesity.serving import api_docs, auth, csv_table, feedback, http_metrics, metrics, page
 from obesity.serving import request_id as request_ids
 from obesity.serving.holder import ModelHolder
 from obesity.serving.http_errors import (
@@ -89,7 +89,6 @@ def _predictions(model: ServedModel, rows: list[Any], request: Request) -> list[
 
 
 @post("/predict", status_code=200, before_request=checked_body(Person),
-      guards=[auth.predictions_guard],
       responses=ERRORS, summary="Predict the obesity level of one person")
 async def predict(data: Person, state: State, request: Request) -> Prediction:  # type: ignore[valid-type]
     model = _current(state)
@@ -101,7 +100,6 @@ async def predict(data: Person, state: State, request: Request) -> Prediction:  
 
 
 @post("/predict/batch", status_code=200, sync_to_thread=True, before_request=checked_body(Batch),
-      guards=[auth.predictions_guard],
       responses=ERRORS, summary="Predict many persons at once, in order")
 def predict_batch(data: Batch, state: State, request: Request) -> BatchPrediction:
     model = _current(state)
@@ -110,7 +108,6 @@ def predict_batch(data: Batch, state: State, request: Request) -> BatchPredictio
 
 
 @post("/predict/csv", status_code=200, media_type=csv_table.MEDIA_TYPE,
-      guards=[auth.predictions_guard],
       operation_class=api_docs.CsvOperation, summary="Predict a CSV file: the same file, predictions added",
       description="Each row gets the columns `prediction` and `probability_<class>` (replaced "
                   "if the file has them). A bad cell is named by its column and line.",
@@ -281,7 +278,11 @@ def create_app(cfg: ServeConfig) -> Litestar:
                 await anyio.to_thread.run_sync(prediction_log.stop)
                 app.state.label_store.close()
 
-    handlers: list[Any] = [predict, predict_batch, predict_csv, health, ready, model_info,
+    # a token for predictions only when configured: a guard, even one that lets everything
+    # through, costs each request a call and a copy of its handler
+    predictions = Router("/", route_handlers=[predict, predict_batch, predict_csv],
+                         guards=[auth.predictions_guard] if cfg.auth.predictions else [])
+    handlers: list[Any] = [predictions, health, ready, model_info,
                            model_card, index, alive_head, feedback.feedback,
                            feedback.feedback_batch, feedback.feedback_csv, api_docs.file_handler(),
                            create_static_files_router("/static", [page.STATIC_DIR],
@@ -290,7 +291,8 @@ def create_app(cfg: ServeConfig) -> Litestar:
     before_send = [_stamp_counted if cfg.monitor.metrics else _stamp]
     if cfg.monitor.metrics:
         prometheus = PrometheusConfig(app_name="obesity", prefix="obesity_http", group_path=True,
-                                      exclude=["/metrics"])
+                                      exclude=["/metrics"],
+                                      middleware_class=http_metrics.LeanPrometheusMiddleware)
         handlers.append(MetricsController)
         middleware.append(prometheus.middleware)
     return Litestar(
@@ -302,7 +304,7 @@ def create_app(cfg: ServeConfig) -> Litestar:
         # every read, which made GET / measurably slower
         state=State({"cfg": cfg, "batch_limit": cfg.batch_limit, "body_limit": cfg.body_limit_bytes,
                      "no_model": no_model_detail(cfg), "tokens": tokens,
-                     "tokens_env": cfg.auth.tokens_env, "protect_predictions": cfg.auth.predictions,
+                     "tokens_env": cfg.auth.tokens_env,
                      "label_batch_limit": cfg.label_batch_limit}),
         request_max_body_size=cfg.body_limit_bytes,
         exception_handlers={HTTPException: http_error, Exception: internal_error},

@@ -185,6 +185,10 @@ def test_metrics_count_requests_and_predictions_by_class_and_version(registry, r
     bad = ok.replace('"200"', '"400"')
     assert metric_value(text, ok) - metric_value(before, ok) == 12
     assert metric_value(text, bad) - metric_value(before, bad) == 1
+    timed = ok.replace("requests_total", "request_duration_seconds_count")
+    assert metric_value(text, timed) - metric_value(before, timed) == 12
+    # answered: none in progress (the gauge is labelled 200 while a request runs)
+    assert f'{ok.replace("requests_total", "requests_in_progress")} 0.0' in text.splitlines()
 
 
 @pytest.mark.slow
