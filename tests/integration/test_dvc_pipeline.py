@@ -15,7 +15,7 @@ import yaml
 from tests.helpers import RAW_CSV, ROOT, mlflow_client
 
 # Small but real: 60 trees, 3 folds; no model or figures logged to MLflow (not what is tested).
-FAST = ["model.n_estimators=60", "cv_folds=3", "log_model=false", "log_figures=false"]
+FAST = ["model.n_estimators=60", "cv_folds=3", "n_jobs=1", "log_model=false", "log_figures=false"]
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
        "GIT_COMMITTER_EMAIL": "t@t"}
