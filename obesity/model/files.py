@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from obesity.errors import ModelRefused, RegistryError, first_line
+from obesity.errors import ModelRefused, ObesityError, RegistryError, first_line
 
 # Types skops may load besides its own defaults: reviewed once here, never "trust everything".
 SKOPS_TRUSTED_TYPES = [
@@ -80,15 +80,29 @@ def check_types(path: Path, label: str) -> None:
     """ModelRefused unless every type in the skops file is a default or a reviewed one."""
     import skops.io
 
-    try:
+    with _reading(label, f"; {REPAIR}"):
         untrusted = set(skops.io.get_untrusted_types(file=path)) - set(SKOPS_TRUSTED_TYPES)
-    except OSError as exc:  # unreadable now (permissions, I/O): retried, not refused for ever
-        raise RegistryError(f"{label}: its skops file cannot be read ({exc}); {REPAIR}") from None
-    except Exception as exc:  # not a skops archive at all
-        raise ModelRefused(f"{label}: its skops file cannot be read ({exc})") from None
     if untrusted:
-        raise ModelRefused(f"{label} holds types nobody reviewed for loading: "
-                           f"{', '.join(sorted(untrusted))}")
+        raise _unreviewed(label, untrusted)
+
+
+@contextlib.contextmanager
+def _reading(label: str, repair: str) -> Iterator[None]:
+    """A skops file that cannot be read: RegistryError when it is unreadable now (permissions,
+    I/O: retried, not refused for ever), ModelRefused when it is no skops archive that builds."""
+    try:
+        yield
+    except ObesityError:
+        raise
+    except OSError as exc:
+        raise RegistryError(f"{label}: its skops file cannot be read ({exc}){repair}") from None
+    except Exception as exc:
+        raise ModelRefused(f"{label}: its skops file cannot be read ({exc})") from None
+
+
+def _unreviewed(label: str, types: Any) -> ModelRefused:
+    return ModelRefused(f"{label} holds types nobody reviewed for loading: "
+                        f"{', '.join(sorted(map(str, types)))}")
 
 
 def check(name: str, version: str | int) -> None:
@@ -117,16 +131,12 @@ def load_file(path: Path, label: str | None = None) -> Any:
 
     repair = f"; {REPAIR}" if label else ""  # a registered version's, not a plain file's
     label = label or str(path)
-    try:
-        return skops.io.load(path, trusted=SKOPS_TRUSTED_TYPES)
-    except UntrustedTypesFoundException as exc:
-        untrusted = exc.args[0] if exc.args and isinstance(exc.args[0], set) else {str(exc)}
-        raise ModelRefused(f"{label} holds types nobody reviewed for loading: "
-                           f"{', '.join(sorted(map(str, untrusted)))}") from None
-    except OSError as exc:
-        raise RegistryError(f"{label}: its skops file cannot be read ({exc}){repair}") from None
-    except Exception as exc:  # not a skops archive, or one that does not build
-        raise ModelRefused(f"{label}: its skops file cannot be read ({exc})") from None
+    with _reading(label, repair):
+        try:
+            return skops.io.load(path, trusted=SKOPS_TRUSTED_TYPES)
+        except UntrustedTypesFoundException as exc:
+            found = exc.args[0] if exc.args and isinstance(exc.args[0], set) else {str(exc)}
+            raise _unreviewed(label, found) from None
 
 
 def load_pipeline(name: str, version: str | int) -> Any:
